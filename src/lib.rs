@@ -1,0 +1,2 @@
+//! vigil: real-time IoT ingestion and monitoring.
+pub mod ingest;

@@ -94,12 +94,20 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of the whole payload.
     pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Self { reason, detail: detail.into(), index: None }
+        Self {
+            reason,
+            detail: detail.into(),
+            index: None,
+        }
     }
 
     /// A rejection of one item of a multi-item payload.
     pub fn at(index: usize, reason: RejectReason, detail: impl Into<String>) -> Self {
-        Self { reason, detail: detail.into(), index: Some(index) }
+        Self {
+            reason,
+            detail: detail.into(),
+            index: Some(index),
+        }
     }
 }
 
@@ -111,7 +119,10 @@ fn serialize_reason<S: serde::Serializer>(r: &RejectReason, s: S) -> Result<S::O
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceUpdate {
     /// Retained metadata: model, location, units per metric (a JSON object).
-    Meta { device_id: String, meta: serde_json::Value },
+    Meta {
+        device_id: String,
+        meta: serde_json::Value,
+    },
     /// Presence, usually the Last Will of the device's connection.
     Status { device_id: String, online: bool },
 }
@@ -128,6 +139,9 @@ pub struct Parsed {
 impl Parsed {
     /// A payload refused as a whole.
     pub fn rejected(rejection: Rejection) -> Self {
-        Self { rejections: vec![rejection], ..Self::default() }
+        Self {
+            rejections: vec![rejection],
+            ..Self::default()
+        }
     }
 }

@@ -1,0 +1,68 @@
+//! The HTTP API: health, metrics and ingest.
+
+mod error;
+mod ingest;
+mod probes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::AppError;
+
+use crate::config::HttpConfig;
+use crate::health::Health;
+use crate::ingest::intake::Intake;
+use crate::metrics::Metrics;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub intake: Arc<Intake>,
+    pub health: Arc<Health>,
+    pub metrics: Metrics,
+    pub http: Arc<HttpConfig>,
+}
+
+/// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.http.max_body_bytes;
+    let timeout = state.http.request_timeout;
+    Router::new()
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
+        .route("/api/v1/ingest", post(ingest::ingest))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Counts requests and their latency by matched route (never the raw URI: unbounded).
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let m = &state.metrics;
+    m.http_request_seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    response
+}

@@ -1,0 +1,35 @@
+//! `/healthz`, `/readyz`, `/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::AppState;
+
+/// 200 while the process runs.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// 200 when broker and database are reachable, else 503 with the reasons.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let r = state.health.readiness();
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r))
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

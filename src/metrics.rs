@@ -1,0 +1,226 @@
+//! Every Prometheus metric vigil exports, in one struct passed through the state.
+//!
+//! Names carry their unit; labels are bounded (reason, source, route, status), never a
+//! device id.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::ingest::reading::RejectReason;
+
+/// Where a reading or message entered vigil.
+pub const SOURCES: [&str; 2] = ["mqtt", "http"];
+
+/// vigil's metrics and the registry that exports them.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// MQTT PUBLISH packets received from the broker (including redeliveries).
+    pub mqtt_messages_received: IntCounter,
+    /// Readings that passed validation, by source.
+    pub readings_received: IntCounterVec,
+    /// Readings newly committed to PostgreSQL.
+    pub readings_stored: IntCounter,
+    /// Valid readings whose (device, metric, ts) was already stored: redeliveries, retries.
+    pub readings_duplicate: IntCounter,
+    /// Refused input items, by reason.
+    pub rejections: IntCounterVec,
+    /// Dead-letter rows newly committed (a redelivered bad message adds none).
+    pub dead_letters_stored: IntCounter,
+    /// Rows per committed batch.
+    pub batch_rows: Histogram,
+    /// Time to commit one batch (COPY, insert, commit).
+    pub commit_seconds: Histogram,
+    /// Batches retried after a transient database failure.
+    pub write_retries: IntCounter,
+    /// Messages waiting in the intake queue.
+    pub queue_depth: IntGauge,
+    /// Capacity of the intake queue.
+    pub queue_capacity: IntGauge,
+    /// 1 while connected to the broker.
+    pub mqtt_connected: IntGauge,
+    /// Successful connections to the broker (the first one included).
+    pub mqtt_connects: IntCounter,
+    /// Failed polls of the broker connection (each followed by a back-off).
+    pub mqtt_connection_errors: IntCounter,
+    /// QoS 1 messages received but whose PUBACK has not been written yet.
+    pub mqtt_unacked: IntGauge,
+    /// Age of the oldest of those, in seconds (0 when none).
+    pub mqtt_oldest_unacked_age_seconds: prometheus::Gauge,
+    /// 1 while the last database check or write succeeded.
+    pub database_up: IntGauge,
+    /// Readings skipped by live consumers that fell behind (broadcast lag).
+    pub live_lagged: IntCounter,
+    /// HTTP requests by matched route and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency by matched route.
+    pub http_request_seconds: HistogramVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let latency = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let rows = vec![
+            1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 50000.0,
+        ];
+        let m = Metrics {
+            mqtt_messages_received: IntCounter::new(
+                "vigil_mqtt_messages_received_total",
+                "MQTT PUBLISH packets received from the broker, redeliveries included",
+            )
+            .expect("valid metric"),
+            readings_received: IntCounterVec::new(
+                Opts::new(
+                    "vigil_readings_received_total",
+                    "Readings that passed validation",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
+            readings_stored: IntCounter::new(
+                "vigil_readings_stored_total",
+                "Readings newly committed to PostgreSQL",
+            )
+            .expect("valid metric"),
+            readings_duplicate: IntCounter::new(
+                "vigil_readings_duplicate_total",
+                "Valid readings already stored (redeliveries and retries)",
+            )
+            .expect("valid metric"),
+            rejections: IntCounterVec::new(
+                Opts::new("vigil_rejections_total", "Input items refused, by reason"),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            dead_letters_stored: IntCounter::new(
+                "vigil_dead_letters_stored_total",
+                "Dead-letter rows newly committed",
+            )
+            .expect("valid metric"),
+            batch_rows: Histogram::with_opts(
+                HistogramOpts::new("vigil_batch_rows", "Rows per committed batch").buckets(rows),
+            )
+            .expect("valid metric"),
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("vigil_commit_duration_seconds", "Time to commit one batch")
+                    .buckets(latency.clone()),
+            )
+            .expect("valid metric"),
+            write_retries: IntCounter::new(
+                "vigil_write_retries_total",
+                "Batch writes retried after a transient database failure",
+            )
+            .expect("valid metric"),
+            queue_depth: IntGauge::new("vigil_queue_depth", "Messages in the intake queue")
+                .expect("valid metric"),
+            queue_capacity: IntGauge::new("vigil_queue_capacity", "Capacity of the intake queue")
+                .expect("valid metric"),
+            mqtt_connected: IntGauge::new(
+                "vigil_mqtt_connected",
+                "1 while connected to the broker",
+            )
+            .expect("valid metric"),
+            mqtt_connects: IntCounter::new(
+                "vigil_mqtt_connects_total",
+                "Successful connections to the broker",
+            )
+            .expect("valid metric"),
+            mqtt_connection_errors: IntCounter::new(
+                "vigil_mqtt_connection_errors_total",
+                "Broker connection failures",
+            )
+            .expect("valid metric"),
+            mqtt_unacked: IntGauge::new(
+                "vigil_mqtt_unacked_messages",
+                "QoS 1 messages received whose PUBACK is not written yet",
+            )
+            .expect("valid metric"),
+            mqtt_oldest_unacked_age_seconds: prometheus::Gauge::new(
+                "vigil_mqtt_oldest_unacked_age_seconds",
+                "Age of the oldest QoS 1 message not acknowledged yet",
+            )
+            .expect("valid metric"),
+            database_up: IntGauge::new("vigil_database_up", "1 while the database is reachable")
+                .expect("valid metric"),
+            live_lagged: IntCounter::new(
+                "vigil_live_lagged_total",
+                "Readings batches skipped by live consumers that fell behind",
+            )
+            .expect("valid metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new("vigil_http_requests_total", "HTTP requests"),
+                &["route", "status"],
+            )
+            .expect("valid metric"),
+            http_request_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "vigil_http_request_duration_seconds",
+                    "HTTP request latency",
+                )
+                .buckets(latency),
+                &["route"],
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.mqtt_messages_received.clone()),
+            Box::new(m.readings_received.clone()),
+            Box::new(m.readings_stored.clone()),
+            Box::new(m.readings_duplicate.clone()),
+            Box::new(m.rejections.clone()),
+            Box::new(m.dead_letters_stored.clone()),
+            Box::new(m.batch_rows.clone()),
+            Box::new(m.commit_seconds.clone()),
+            Box::new(m.write_retries.clone()),
+            Box::new(m.queue_depth.clone()),
+            Box::new(m.queue_capacity.clone()),
+            Box::new(m.mqtt_connected.clone()),
+            Box::new(m.mqtt_connects.clone()),
+            Box::new(m.mqtt_connection_errors.clone()),
+            Box::new(m.mqtt_unacked.clone()),
+            Box::new(m.mqtt_oldest_unacked_age_seconds.clone()),
+            Box::new(m.database_up.clone()),
+            Box::new(m.live_lagged.clone()),
+            Box::new(m.http_requests.clone()),
+            Box::new(m.http_request_seconds.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        // Pre-create every bounded label value so dashboards see zeros, not gaps.
+        for reason in RejectReason::ALL {
+            m.rejections.with_label_values(&[reason.label()]);
+        }
+        for source in SOURCES {
+            m.readings_received.with_label_values(&[source]);
+        }
+        m
+    }
+
+    /// Counts one rejection.
+    pub fn reject(&self, reason: RejectReason) {
+        self.rejections.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding into a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

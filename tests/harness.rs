@@ -57,7 +57,10 @@ async fn postgres_starts_stops_and_starts_again_with_its_data() {
     pg.start_again();
     eprintln!("Postgres::start_again took {:?}", restarting.elapsed());
     assert_eq!(pg.url(), url, "the URL survives a restart");
-    assert_eq!(count_rows(&url, "select count(*) from kept").await, 2);
+    wait_for("both rows after the restart", TIMEOUT, || async {
+        count_rows(&url, "select count(*) from kept").await == 2
+    })
+    .await;
 
     // The superuser URL works too (for tests that need to terminate sessions, say).
     assert_eq!(

@@ -161,7 +161,8 @@ impl<'a> BatchWrite<'a> {
         let mut tx = conn.begin().await?;
         let mut out = BatchOutcome::default();
         let mut refused_rows = Vec::new();
-        let mut ranges = vec![0..self.rows.len()];
+        let mut ranges = Vec::new();
+        ranges.push(0..self.rows.len());
         while let Some(range) = ranges.pop() {
             let rows = &self.rows[range.clone()];
             let mut sp = sqlx::Connection::begin(&mut *tx).await?;

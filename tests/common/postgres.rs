@@ -95,10 +95,13 @@ impl Postgres {
                 Err(e) if attempt < START_ATTEMPTS && log_says_port_in_use(&pg.log_path()) => {
                     eprintln!("PostgreSQL: port {} taken, retrying: {e}", pg.port);
                 }
-                Err(e) => panic!(
-                    "PostgreSQL did not start: {e}\n{}",
-                    log_tail(&pg.log_path(), 30)
-                ),
+                Err(e) => {
+                    pg.stop_quietly();
+                    panic!(
+                        "PostgreSQL did not start: {e}\n{}",
+                        log_tail(&pg.log_path(), 30)
+                    )
+                }
             }
         }
         unreachable!("the last attempt returns or panics")
@@ -165,6 +168,22 @@ impl Postgres {
         self.pg_ctl_stop("immediate");
     }
 
+    /// Best-effort immediate stop (a server pg_ctl gave up waiting for may still be up).
+    fn stop_quietly(&mut self) {
+        let _ = run(command_as("postgres", pg_bin().join("pg_ctl"))
+            .args([
+                "stop",
+                "-w",
+                "-t",
+                PG_CTL_WAIT_SECS,
+                "-m",
+                "immediate",
+                "-D",
+            ])
+            .arg(self.data_dir()));
+        self.running = false;
+    }
+
     fn pg_ctl_stop(&mut self, mode: &str) {
         if !self.running {
             return;
@@ -186,6 +205,7 @@ impl Postgres {
     pub fn start_again(&mut self) {
         assert!(!self.running, "Postgres::start_again called while running");
         if let Err(e) = self.try_start() {
+            self.stop_quietly();
             panic!(
                 "PostgreSQL did not start again on port {}: {e}\n{}",
                 self.port,
@@ -200,17 +220,7 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         if self.running {
             // Immediate: nothing to keep, and it is the fastest way down.
-            let _ = run(command_as("postgres", pg_bin().join("pg_ctl"))
-                .args([
-                    "stop",
-                    "-w",
-                    "-t",
-                    PG_CTL_WAIT_SECS,
-                    "-m",
-                    "immediate",
-                    "-D",
-                ])
-                .arg(self.data_dir()));
+            self.stop_quietly();
         }
     }
 }

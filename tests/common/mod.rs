@@ -5,6 +5,7 @@
 //! - [`Postgres`]: `Postgres::start().await`, `url()`, `stop()`, `start_again()`.
 //! - [`Mosquitto`]: `Mosquitto::start()`, `url()`, `stop()`, `start_again()`, `kill()`.
 //! - [`wait_for`]: poll a condition under a timeout; [`count_rows`]; [`free_port`].
+//! - [`vigil`]: running vigil itself (in-process or as the binary) and an MQTT publisher.
 //!
 //! Server logs are kept in each instance's tempdir and their tail is printed when a
 //! start fails. Missing binaries panic with a pointer to `scripts/setup.sh`.
@@ -19,6 +20,7 @@
 mod mosquitto;
 mod postgres;
 mod proc;
+pub mod vigil;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
@@ -73,4 +75,3 @@ pub async fn count_rows(url: &str, sql: &str) -> i64 {
     let _ = conn.close().await;
     count
 }
-pub mod vigil;

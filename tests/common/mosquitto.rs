@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use super::free_port;
 use super::proc::{
-    chown_to, find_binary, log_says_port_in_use, log_tail, make_traversable, port_accepts,
+    chown_to, find_binary, instance_dir, log_says_port_in_use, log_tail, port_accepts,
 };
 
 /// The broker settings vigil ships; every instance uses them unchanged.
@@ -41,11 +41,7 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker and returns once it accepts connections.
     pub fn start() -> Mosquitto {
-        let dir = tempfile::Builder::new()
-            .prefix("vigil-mosquitto-")
-            .tempdir()
-            .expect("create a tempdir for Mosquitto");
-        make_traversable(dir.path());
+        let dir = instance_dir("vigil-mosquitto-");
         let data = dir.path().join("data");
         fs::create_dir(&data).expect("create Mosquitto's persistence directory");
         // Started as root, Mosquitto drops to its own user before it saves persistence.

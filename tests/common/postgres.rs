@@ -1,5 +1,6 @@
-//! A private PostgreSQL cluster per test: its own data directory in a tempdir, its own
-//! free port on 127.0.0.1, a `vigil` database owned by a `vigil` role.
+//! A private PostgreSQL cluster per test: its own data directory in a tempdir (on tmpfs
+//! when there is room, see `proc::scratch_dir`), its own free port on 127.0.0.1, a
+//! `vigil` database owned by a `vigil` role.
 //!
 //! `initdb` costs about a second, so it runs once: the initialised cluster is kept as a
 //! template under Cargo's target tmpdir (shared by every test process, keyed by server
@@ -14,7 +15,7 @@ use tempfile::TempDir;
 
 use super::free_port;
 use super::proc::{
-    chown_to, command_as, current_uid, log_says_port_in_use, log_tail, make_traversable, run,
+    chown_to, command_as, current_uid, instance_dir, log_says_port_in_use, log_tail, run,
     run_or_panic,
 };
 
@@ -64,11 +65,7 @@ impl Postgres {
 
     fn start_blocking() -> Postgres {
         let template = template();
-        let dir = tempfile::Builder::new()
-            .prefix("vigil-pg-")
-            .tempdir()
-            .expect("create a tempdir for PostgreSQL");
-        make_traversable(dir.path());
+        let dir = instance_dir("vigil-pg-");
         let data = dir.path().join("data");
         run_or_panic(
             "copy the PostgreSQL template cluster",
@@ -309,11 +306,7 @@ fn server_version() -> String {
 
 /// Runs initdb and the set-up SQL into a fresh tempdir; returns it (data in `data/`).
 fn build_template() -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("vigil-pg-template-")
-        .tempdir()
-        .expect("create a tempdir for the PostgreSQL template");
-    make_traversable(dir.path());
+    let dir = instance_dir("vigil-pg-template-");
     let data = dir.path().join("data");
     fs::create_dir(&data).expect("create the template data directory");
     fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))

@@ -24,7 +24,10 @@ use sqlx::{Connection as _, PgConnection};
 use vigil::ingest::reading::Reading;
 
 #[derive(Parser, Debug)]
-#[command(name = "vigil-bench", about = "vigil ingest throughput against its baselines")]
+#[command(
+    name = "vigil-bench",
+    about = "vigil ingest throughput against its baselines"
+)]
 struct Args {
     #[arg(long, env = "VIGIL_DATABASE_URL")]
     database_url: String,
@@ -50,7 +53,9 @@ struct Args {
 const METRICS: u64 = 5;
 
 fn port_of(url: &str) -> anyhow::Result<u16> {
-    url::Url::parse(url)?.port().context("the MQTT URL needs a port")
+    url::Url::parse(url)?
+        .port()
+        .context("the MQTT URL needs a port")
 }
 
 fn options(port: u16, id: &str) -> MqttOptions {
@@ -66,7 +71,10 @@ fn single(i: u64, devices: u64, base_ms: i64) -> (String, Vec<u8>) {
     let series = i % (devices * METRICS);
     let ts = base_ms + (i / (devices * METRICS)) as i64;
     let topic = format!("sensors/dev-{}/m{}", series / METRICS, series % METRICS);
-    (topic, format!("{{\"ts\":{ts},\"value\":{}}}", i % 1000).into_bytes())
+    (
+        topic,
+        format!("{{\"ts\":{ts},\"value\":{}}}", i % 1000).into_bytes(),
+    )
 }
 
 /// Packed message `i`: 100 readings of one device as a SenML pack.
@@ -76,10 +84,16 @@ fn packed(i: u64, devices: u64, base_ms: i64) -> (String, Vec<u8>) {
     let records: Vec<String> = (0..100)
         .map(|k| {
             let t = (base_ms + round * 20 + k / METRICS as i64) as f64 / 1000.0;
-            format!("{{\"n\":\"m{}\",\"t\":{t:.3},\"v\":{k}}}", k % METRICS as i64)
+            format!(
+                "{{\"n\":\"m{}\",\"t\":{t:.3},\"v\":{k}}}",
+                k % METRICS as i64
+            )
         })
         .collect();
-    (format!("sensors/pk-{device}"), format!("[{}]", records.join(",")).into_bytes())
+    (
+        format!("sensors/pk-{device}"),
+        format!("[{}]", records.join(",")).into_bytes(),
+    )
 }
 
 /// Publishes `n` messages from `publishers` connections as fast as the broker takes them;
@@ -93,7 +107,8 @@ async fn publish_all(
 ) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for p in 0..publishers {
-        let (client, mut eventloop) = AsyncClient::new(options(port, &format!("bench-{tag}-pub-{p}")), 1000);
+        let (client, mut eventloop) =
+            AsyncClient::new(options(port, &format!("bench-{tag}-pub-{p}")), 1000);
         let acked = Arc::new(AtomicU64::new(0));
         let counter = acked.clone();
         let poller = tokio::spawn(async move {
@@ -116,7 +131,9 @@ async fn publish_all(
             let count = mine.len() as u64;
             for i in mine {
                 let (topic, payload) = make(i);
-                client.publish(topic, QoS::AtLeastOnce, false, payload).await?;
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await?;
             }
             while acked.load(Ordering::Relaxed) < count {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -134,7 +151,8 @@ async fn publish_all(
 /// Broker pass-through: the same publishers to a plain QoS 1 subscriber.
 async fn pass_through(args: &Args, port: u16, run: usize) -> anyhow::Result<f64> {
     let (sub, mut eventloop) = AsyncClient::new(options(port, &format!("bench-sub-{run}")), 100);
-    sub.subscribe_many([Filter::new("bench/#", QoS::AtLeastOnce)]).await?;
+    sub.subscribe_many([Filter::new("bench/#", QoS::AtLeastOnce)])
+        .await?;
     loop {
         if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
             break;
@@ -157,7 +175,9 @@ async fn pass_through(args: &Args, port: u16, run: usize) -> anyhow::Result<f64>
         (format!("bench/{t}"), p)
     });
     publish_all(port, args.publishers, n, make, &format!("pass{run}")).await?;
-    tokio::time::timeout(Duration::from_secs(120), received).await.context("subscriber stalled")???;
+    tokio::time::timeout(Duration::from_secs(120), received)
+        .await
+        .context("subscriber stalled")???;
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -170,7 +190,9 @@ struct Vigil {
 impl Vigil {
     fn start(args: &Args, client_id: &str) -> anyhow::Result<Vigil> {
         let exe = std::env::current_exe()?.with_file_name("vigil");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&exe)
             .arg("serve")
             .env("VIGIL_DATABASE_URL", &args.database_url)
@@ -181,11 +203,17 @@ impl Vigil {
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
-        Ok(Vigil { child, base: format!("http://127.0.0.1:{port}") })
+        Ok(Vigil {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.base)).await?.text().await?;
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await?
+            .text()
+            .await?;
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
@@ -194,7 +222,10 @@ impl Vigil {
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
         for _ in 0..300 {
-            if reqwest::get(format!("{}/readyz", self.base)).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(format!("{}/readyz", self.base))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -206,9 +237,20 @@ impl Vigil {
     fn resources(&self) -> (f64, f64) {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields
+            .get(11)
+            .and_then(|u| u.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let hwm_kb: f64 = status
             .lines()
@@ -219,7 +261,10 @@ impl Vigil {
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -241,7 +286,7 @@ async fn vigil_run(
     make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync>,
     like: &str,
 ) -> anyhow::Result<VigilRun> {
-    let vigil = Vigil::start(args, &format!("vigil-bench-{tag}"))?;
+    let vigil = Vigil::start(args, &format!("vigil-bench-{}-{tag}", std::process::id()))?;
     vigil.wait_ready().await?;
     let started = Instant::now();
     publish_all(port, args.publishers, n, make, tag).await?;
@@ -260,24 +305,37 @@ async fn vigil_run(
         .bind(like)
         .fetch_one(&mut conn)
         .await?;
-    Ok(VigilRun { rate, stored, cpu_s, rss_mib })
+    Ok(VigilRun {
+        rate,
+        stored,
+        cpu_s,
+        rss_mib,
+    })
 }
 
 /// Raw binary COPY of the rows of `make` into a copy of `readings` (same primary key).
 async fn raw_copy(args: &Args, rows: Vec<Reading>) -> anyhow::Result<f64> {
     let mut conn = PgConnection::connect(&args.database_url).await?;
-    sqlx::query("DROP TABLE IF EXISTS bench_copy").execute(&mut conn).await?;
-    sqlx::query("CREATE TABLE bench_copy (LIKE readings INCLUDING ALL)").execute(&mut conn).await?;
+    sqlx::query("DROP TABLE IF EXISTS bench_copy")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("CREATE TABLE bench_copy (LIKE readings INCLUDING ALL)")
+        .execute(&mut conn)
+        .await?;
     let started = Instant::now();
     for chunk in rows.chunks(5000) {
         let mut tx = conn.begin().await?;
-        let mut copy = tx.copy_in_raw("COPY bench_copy FROM STDIN (FORMAT binary)").await?;
+        let mut copy = tx
+            .copy_in_raw("COPY bench_copy FROM STDIN (FORMAT binary)")
+            .await?;
         copy.send(vigil::store::copy::encode(chunk.iter())).await?;
         copy.finish().await?;
         tx.commit().await?;
     }
     let rate = rows.len() as f64 / started.elapsed().as_secs_f64();
-    sqlx::query("DROP TABLE bench_copy").execute(&mut conn).await?;
+    sqlx::query("DROP TABLE bench_copy")
+        .execute(&mut conn)
+        .await?;
     Ok(rate)
 }
 
@@ -288,8 +346,10 @@ fn rows_of(n: u64, devices: u64, base_ms: i64) -> Vec<Reading> {
             Reading {
                 device_id: format!("cp-{}", series / METRICS),
                 metric: format!("m{}", series % METRICS),
-                ts: chrono::DateTime::from_timestamp_millis(base_ms + (i / (devices * METRICS)) as i64)
-                    .expect("valid time"),
+                ts: chrono::DateTime::from_timestamp_millis(
+                    base_ms + (i / (devices * METRICS)) as i64,
+                )
+                .expect("valid time"),
                 value: (i % 1000) as f64,
             }
         })
@@ -327,7 +387,10 @@ async fn main() -> anyhow::Result<()> {
         "dev-%",
     )
     .await?;
-    eprintln!("vigil: {:.0} readings/s, {} stored", single_run.rate, single_run.stored);
+    eprintln!(
+        "vigil: {:.0} readings/s, {} stored",
+        single_run.rate, single_run.stored
+    );
     let pass_after = pass_through(&args, port, 99).await?;
     eprintln!("broker pass-through after: {pass_after:.0} msg/s");
     best_pass = best_pass.max(pass_after);
@@ -347,12 +410,24 @@ async fn main() -> anyhow::Result<()> {
         "pk-%",
     )
     .await?;
-    eprintln!("vigil packed: {:.0} readings/s, {} stored", packed_run.rate, packed_run.stored);
+    eprintln!(
+        "vigil packed: {:.0} readings/s, {} stored",
+        packed_run.rate, packed_run.stored
+    );
 
-    let loss = |expected: i64, stored: i64| if expected == stored { "0".to_owned() } else { format!("{}", expected - stored) };
+    let loss = |expected: i64, stored: i64| {
+        if expected == stored {
+            "0".to_owned()
+        } else {
+            format!("{}", expected - stored)
+        }
+    };
     println!("| measurement | rate | ratio | loss | vigil CPU | vigil peak RSS |");
     println!("|---|---|---|---|---|---|");
-    println!("| broker QoS 1 pass-through, best of {} | {best_pass:.0} msg/s | 1.00 | | | |", args.passes + 1);
+    println!(
+        "| broker QoS 1 pass-through, best of {} | {best_pass:.0} msg/s | 1.00 | | | |",
+        args.passes + 1
+    );
     println!(
         "| vigil, 1 reading/message, {} devices × {METRICS} metrics | {:.0} readings/s | **{:.2}** of pass-through | {} of {n} | {:.1} s | {:.0} MiB |",
         devices,

@@ -24,9 +24,14 @@ pub const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS vigil_staging 
 
 const COPY_STAGING: &str = "COPY vigil_staging FROM STDIN (FORMAT binary)";
 
-// ORDER BY keeps lock order stable between parallel writers (no deadlocks).
+// Rows are COPY'd sorted by key and a fresh staging table is scanned in that order, which
+// keeps the lock order stable between parallel writers (no deadlocks) without a sort here.
 const INSERT_FROM_STAGING: &str = "INSERT INTO readings (device_id, metric, ts, value) \
-     SELECT device_id, metric, ts, value FROM vigil_staging ORDER BY device_id, metric, ts \
+     SELECT device_id, metric, ts, value FROM vigil_staging ON CONFLICT DO NOTHING";
+
+/// The same, naming the rows actually inserted, for batches that hold duplicates.
+const INSERT_FROM_STAGING_RETURNING: &str = "INSERT INTO readings (device_id, metric, ts, value) \
+     SELECT device_id, metric, ts, value FROM vigil_staging \
      ON CONFLICT DO NOTHING RETURNING device_id, metric, ts, value";
 
 const INSERT_DEAD_LETTERS: &str = "INSERT INTO dead_letters \
@@ -60,8 +65,9 @@ pub struct BatchWrite<'a> {
 /// What a committed batch did.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
-    /// Readings that were not stored before: broadcast to live consumers.
-    pub stored: Vec<Reading>,
+    /// Readings that were not stored before: broadcast to live consumers. `None` means
+    /// all of the batch's readings (the common case, saving a copy).
+    pub stored: Option<Vec<Reading>>,
     /// Readings already present (redeliveries, retries).
     pub duplicates: usize,
     pub dead_letters_stored: u64,
@@ -131,7 +137,12 @@ impl<'a> BatchWrite<'a> {
 
     /// Commits the batch; on a data error, redoes it carefully so good rows still commit.
     pub async fn commit(mut self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {
-        match self.fast(conn).await {
+        let attempt = match self.fast(conn).await {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) => self.returning(conn).await,
+            Err(e) => Err(e),
+        };
+        match attempt {
             Err(e) if is_data_error(&e) => {
                 tracing::warn!(error = %e, "a row was refused; isolating it");
                 self.careful(conn).await
@@ -140,7 +151,31 @@ impl<'a> BatchWrite<'a> {
         }
     }
 
-    async fn fast(&self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {
+    /// Without RETURNING: when every row is new (the common case), the rows in memory
+    /// are what was stored. Otherwise the caller redoes the batch naming the new rows.
+    async fn fast(&self, conn: &mut PgConnection) -> Result<Option<BatchOutcome>, sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        let inserted = copy_and_insert(&mut tx, &self.rows).await?;
+        if inserted != self.rows.len() as u64 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let dead_letters_stored = insert_dead_letters(&mut tx, &self.dead_letters).await?;
+        for (_, d) in &self.devices {
+            update_device(&mut tx, d).await?;
+        }
+        upsert_last_seen(&mut tx, &self.last_seen).await?;
+        tx.commit().await?;
+        Ok(Some(BatchOutcome {
+            duplicates: 0,
+            stored: None,
+            dead_letters_stored,
+            refused: Vec::new(),
+        }))
+    }
+
+    /// With RETURNING, for batches holding readings that are already stored.
+    async fn returning(&self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {
         let mut tx = conn.begin().await?;
         let stored = insert_readings(&mut tx, &self.rows).await?;
         let dead_letters_stored = insert_dead_letters(&mut tx, &self.dead_letters).await?;
@@ -151,7 +186,7 @@ impl<'a> BatchWrite<'a> {
         tx.commit().await?;
         Ok(BatchOutcome {
             duplicates: self.rows.len() - stored.len(),
-            stored,
+            stored: Some(stored),
             dead_letters_stored,
             refused: Vec::new(),
         })
@@ -159,7 +194,11 @@ impl<'a> BatchWrite<'a> {
 
     async fn careful(&mut self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {
         let mut tx = conn.begin().await?;
-        let mut out = BatchOutcome::default();
+        let mut out = BatchOutcome {
+            stored: Some(Vec::new()),
+            ..BatchOutcome::default()
+        };
+        let mut stored = Vec::new();
         let mut refused_rows = Vec::new();
         let mut ranges = Vec::new();
         ranges.push(0..self.rows.len());
@@ -170,9 +209,9 @@ impl<'a> BatchWrite<'a> {
                 .execute(&mut *sp)
                 .await?;
             match insert_readings(&mut sp, rows).await {
-                Ok(stored) => {
+                Ok(inserted) => {
                     sp.commit().await?;
-                    out.stored.extend(stored);
+                    stored.extend(inserted);
                 }
                 Err(e) if is_data_error(&e) => {
                     sp.rollback().await?;
@@ -219,7 +258,8 @@ impl<'a> BatchWrite<'a> {
             };
             out.refused.push((i, rejection));
         }
-        out.duplicates = self.rows.len() - out.stored.len() - refused_readings;
+        out.duplicates = self.rows.len() - stored.len() - refused_readings;
+        out.stored = Some(stored);
         let mut letters = std::mem::take(&mut self.dead_letters);
         letters.extend(
             out.refused
@@ -233,6 +273,34 @@ impl<'a> BatchWrite<'a> {
     }
 }
 
+/// COPY into staging and insert what is new; returns how many rows were inserted.
+async fn copy_and_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(usize, &Reading)],
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    stage(tx, rows).await?;
+    Ok(sqlx::query(INSERT_FROM_STAGING)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+async fn stage(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(usize, &Reading)],
+) -> Result<(), sqlx::Error> {
+    let mut copy_in = tx.copy_in_raw(COPY_STAGING).await?;
+    copy_in
+        .send(copy::encode(rows.iter().map(|(_, r)| *r)))
+        .await?;
+    copy_in.finish().await?;
+    Ok(())
+}
+
+/// COPY into staging and insert what is new; returns the inserted rows.
 async fn insert_readings(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[(usize, &Reading)],
@@ -240,14 +308,11 @@ async fn insert_readings(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut copy_in = tx.copy_in_raw(COPY_STAGING).await?;
-    copy_in
-        .send(copy::encode(rows.iter().map(|(_, r)| *r)))
-        .await?;
-    copy_in.finish().await?;
-    let stored: Vec<(String, String, DateTime<Utc>, f64)> = sqlx::query_as(INSERT_FROM_STAGING)
-        .fetch_all(&mut **tx)
-        .await?;
+    stage(tx, rows).await?;
+    let stored: Vec<(String, String, DateTime<Utc>, f64)> =
+        sqlx::query_as(INSERT_FROM_STAGING_RETURNING)
+            .fetch_all(&mut **tx)
+            .await?;
     Ok(stored
         .into_iter()
         .map(|(device_id, metric, ts, value)| Reading {

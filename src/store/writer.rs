@@ -167,15 +167,28 @@ impl Writer {
         m.commit_seconds.observe(elapsed.as_secs_f64());
         m.batch_rows
             .observe(batch.envelopes.iter().map(Envelope::rows).sum::<usize>() as f64);
-        m.readings_stored.inc_by(outcome.stored.len() as u64);
+        let readings: usize = batch
+            .envelopes
+            .iter()
+            .map(|e| e.parsed.readings.len())
+            .sum();
+        let stored_count = outcome.stored.as_ref().map_or(readings, Vec::len);
+        m.readings_stored.inc_by(stored_count as u64);
         m.readings_duplicate.inc_by(outcome.duplicates as u64);
         m.dead_letters_stored.inc_by(outcome.dead_letters_stored);
         for (_, r) in &outcome.refused {
             m.reject(r.reason);
         }
-        self.live.publish(outcome.stored);
+        let mut all = Vec::new();
         let mut acks = Vec::new();
-        for (i, env) in batch.envelopes.into_iter().enumerate() {
+        for (i, mut env) in batch.envelopes.into_iter().enumerate() {
+            let readings = if outcome.stored.is_none() {
+                let n = env.parsed.readings.len();
+                all.append(&mut env.parsed.readings);
+                n
+            } else {
+                env.parsed.readings.len()
+            };
             match env.ack {
                 Ack::None => {}
                 Ack::Mqtt(a) => acks.push(a),
@@ -186,12 +199,13 @@ impl Writer {
                         .filter(|(e, _)| *e == i)
                         .map(|(_, r)| r.clone())
                         .collect();
-                    let accepted = env.parsed.readings.len().saturating_sub(refused.len());
+                    let accepted = readings.saturating_sub(refused.len());
                     // The client may have gone away; its readings are committed anyway.
                     let _ = reply.send(Ok(Committed { accepted, refused }));
                 }
             }
         }
+        self.live.publish(outcome.stored.unwrap_or(all));
         if self
             .acks
             .send(CommittedBatch {

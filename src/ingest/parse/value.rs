@@ -298,36 +298,3 @@ mod tests {
         assert_eq!(only_rejection(&p).reason, RejectReason::InvalidId);
     }
 }
-
-#[cfg(test)]
-mod bench {
-    use crate::ingest::parse::testing::*;
-    use crate::ingest::parse::Format;
-
-    #[test]
-    #[ignore]
-    fn throughput() {
-        let payload = format!(r#"{{"ts": {NOW_MS}, "value": 21.5}}"#);
-        let start = std::time::Instant::now();
-        let n = 1_000_000;
-        let mut total = 0usize;
-        for _ in 0..n {
-            total += run(Format::Value, dm("dev-1", "temp"), &payload)
-                .readings
-                .len();
-        }
-        let el = start.elapsed();
-        eprintln!("{total} in {el:?}: {:.0}/s", n as f64 / el.as_secs_f64());
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            total += run(Format::Value, dm("dev-1", "temp"), "21.5")
-                .readings
-                .len();
-        }
-        let el = start.elapsed();
-        eprintln!(
-            "bare {total} in {el:?}: {:.0}/s",
-            n as f64 / el.as_secs_f64()
-        );
-    }
-}

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Settings;
 use crate::health::Health;
 use crate::http::{router, AppState};
+use crate::ingest::ack_lag::AckLag;
 use crate::ingest::acks::Acker;
 use crate::ingest::bridge::Bridge;
 use crate::ingest::intake::Intake;
@@ -90,12 +91,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
 
     let (batch_tx, batch_rx) = mpsc::channel(settings.writer.writers);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let ack_lag = Arc::new(AckLag::default());
     let bridge = if settings.mqtt.enabled {
         Some(Bridge::new(
             settings.mqtt.clone(),
             intake.clone(),
             health.clone(),
             metrics.clone(),
+            ack_lag.clone(),
         )?)
     } else {
         None
@@ -145,6 +148,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         health: health.clone(),
         metrics: metrics.clone(),
         http: Arc::new(settings.http.clone()),
+        ack_lag,
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await

@@ -49,7 +49,7 @@ async fn sigkill_twice_mid_stream_loses_and_duplicates_nothing() {
     wait_stream_rows(&db, N as i64, Duration::from_secs(120)).await;
     assert_stream_stored(&db, N).await;
     assert_eq!(
-        vigil.terminate(),
+        vigil.terminate_within(Duration::from_secs(30)).await,
         Some(0),
         "clean exit on SIGTERM:\n{}",
         vigil.log_tail()

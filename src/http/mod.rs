@@ -19,6 +19,7 @@ pub use error::AppError;
 
 use crate::config::HttpConfig;
 use crate::health::Health;
+use crate::ingest::ack_lag::AckLag;
 use crate::ingest::intake::Intake;
 use crate::metrics::Metrics;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub metrics: Metrics,
     pub http: Arc<HttpConfig>,
+    /// Read at every scrape so the oldest-unacked age is current.
+    pub ack_lag: Arc<AckLag>,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).

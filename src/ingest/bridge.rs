@@ -5,7 +5,6 @@
 //! writer is behind, and not reading from the socket is how that backpressure reaches the
 //! broker (whose in-flight limit alone does not bound vigil's memory).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{Outgoing, Transport};
 use tokio_util::sync::CancellationToken;
 
+use super::ack_lag::AckLag;
 use super::envelope::{Ack, MqttAck};
 use super::intake::Intake;
 use super::reading::{Parsed, RejectReason, Rejection};
@@ -149,19 +149,8 @@ pub struct Bridge {
     pub intake: Arc<Intake>,
     pub health: Arc<Health>,
     pub metrics: Metrics,
-}
-
-/// Receive times of QoS 1 messages whose PUBACK is not written yet, oldest first
-/// (acks go out in receive order).
-#[derive(Default)]
-struct Unacked(VecDeque<Instant>);
-
-impl Unacked {
-    fn publish(&self, metrics: &Metrics) {
-        metrics.mqtt_unacked.set(self.0.len() as i64);
-        let age = self.0.front().map_or(0.0, |t| t.elapsed().as_secs_f64());
-        metrics.mqtt_oldest_unacked_age_seconds.set(age);
-    }
+    /// Received-but-unacked messages, shown in metrics.
+    pub ack_lag: Arc<AckLag>,
 }
 
 impl Bridge {
@@ -171,6 +160,7 @@ impl Bridge {
         intake: Arc<Intake>,
         health: Arc<Health>,
         metrics: Metrics,
+        ack_lag: Arc<AckLag>,
     ) -> Result<Bridge, BridgeError> {
         let options = broker_options(&cfg)?;
         let capacity = options.request_channel_capacity();
@@ -183,6 +173,7 @@ impl Bridge {
             intake,
             health,
             metrics,
+            ack_lag,
         })
     }
 
@@ -194,13 +185,10 @@ impl Bridge {
         acks_done: CancellationToken,
         deadline: Duration,
     ) {
-        let mut unacked = Unacked::default();
         let mut backoff = self.cfg.reconnect_min;
-        let mut gauge_tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             let permit = tokio::select! {
                 _ = stop_intake.cancelled() => break,
-                _ = gauge_tick.tick() => { unacked.publish(&self.metrics); continue; }
                 permit = self.intake.queue().reserve() => match permit {
                     Ok(p) => p,
                     Err(_) => { tracing::error!("intake queue closed; bridge stops"); break; }
@@ -216,7 +204,7 @@ impl Bridge {
                     let ack = if p.qos == QoS::AtMostOnce {
                         Ack::None
                     } else {
-                        unacked.0.push_back(Instant::now());
+                        self.ack_lag.received(Instant::now());
                         Ack::Mqtt(MqttAck {
                             generation: self.connection.generation.load(Ordering::Relaxed),
                             pkid: p.pkid,
@@ -227,7 +215,7 @@ impl Bridge {
                 Ok(Event::Incoming(Packet::ConnAck(c))) => {
                     let generation = self.connection.generation.fetch_add(1, Ordering::Relaxed) + 1;
                     // Messages of the previous connection are redelivered by the broker.
-                    unacked.0.clear();
+                    self.ack_lag.reset();
                     backoff = self.cfg.reconnect_min;
                     self.health.set_broker(true);
                     self.metrics.mqtt_connected.set(1);
@@ -240,7 +228,7 @@ impl Bridge {
                     self.subscribe();
                 }
                 Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
-                    unacked.0.pop_front();
+                    self.ack_lag.acked();
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
                     tracing::info!(codes = ?s.return_codes, "subscribed");
@@ -253,8 +241,7 @@ impl Bridge {
                     self.health.set_broker(false);
                     self.metrics.mqtt_connected.set(0);
                     self.metrics.mqtt_connection_errors.inc();
-                    unacked.0.clear();
-                    unacked.publish(&self.metrics);
+                    self.ack_lag.reset();
                     tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection failed");
                     tokio::select! {
                         _ = stop_intake.cancelled() => break,
@@ -264,17 +251,12 @@ impl Bridge {
                 }
             }
         }
-        self.drain(acks_done, deadline, &mut unacked).await;
+        self.drain(acks_done, deadline).await;
     }
 
     /// Keeps polling so acks are written, then sends DISCONNECT and waits for the broker
     /// to close: exiting at once drops acks the broker has not read yet.
-    async fn drain(
-        mut self,
-        acks_done: CancellationToken,
-        deadline: Duration,
-        unacked: &mut Unacked,
-    ) {
+    async fn drain(mut self, acks_done: CancellationToken, deadline: Duration) {
         let until = tokio::time::Instant::now() + deadline;
         let mut disconnecting = false;
         loop {
@@ -293,7 +275,7 @@ impl Bridge {
             };
             match event {
                 Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
-                    unacked.0.pop_front();
+                    self.ack_lag.acked();
                 }
                 // Arrived after intake stopped: not acked, so the broker keeps it for later.
                 Ok(Event::Incoming(Packet::Publish(_))) => {}
@@ -308,7 +290,7 @@ impl Bridge {
         }
         self.health.set_broker(false);
         self.metrics.mqtt_connected.set(0);
-        unacked.publish(&self.metrics);
+        self.ack_lag.reset();
     }
 
     /// Subscribes from a separate task: the event loop must keep being polled meanwhile.

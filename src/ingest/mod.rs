@@ -1,4 +1,5 @@
 //! Intake: topic mapping, payload parsing and validation, the MQTT bridge, acks.
+pub mod ack_lag;
 pub mod acks;
 pub mod bridge;
 pub mod envelope;

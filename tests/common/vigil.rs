@@ -120,6 +120,16 @@ impl VigilProcess {
         self.child = Some(child);
     }
 
+    /// A handle with no process, to stand in while the real one is moved elsewhere.
+    pub fn idle() -> VigilProcess {
+        VigilProcess {
+            child: None,
+            envs: Vec::new(),
+            http_port: 0,
+            log: PathBuf::new(),
+        }
+    }
+
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }
@@ -132,15 +142,26 @@ impl VigilProcess {
         }
     }
 
-    /// SIGTERM, then waits for a clean exit and returns its status code.
-    pub fn terminate(&mut self) -> Option<i32> {
+    /// SIGTERM, then waits (without blocking the runtime) for the exit status; panics
+    /// if vigil is still running after `timeout`.
+    pub async fn terminate_within(&mut self, timeout: Duration) -> Option<i32> {
         let mut c = self.child.take()?;
         Command::new("kill")
             .arg("-TERM")
             .arg(c.id().to_string())
             .status()
             .expect("kill runs");
-        c.wait().expect("reaped").code()
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = c.try_wait().expect("child status") {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "vigil still running {timeout:?} after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn restart(&mut self) {

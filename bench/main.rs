@@ -45,6 +45,9 @@ struct Args {
     /// Broker pass-through measurements (the best counts).
     #[arg(long, default_value_t = 3)]
     passes: usize,
+    /// Messages queued at the broker for a stopped vigil, then drained (0 skips).
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: u64,
     /// Devices × 5 metrics.
     #[arg(long, default_value_t = 1000)]
     devices: u64,
@@ -104,7 +107,9 @@ async fn publish_all(
     n: u64,
     make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync>,
     tag: &str,
+    rate: Option<f64>,
 ) -> anyhow::Result<()> {
+    let per_publisher = rate.map(|r| r / publishers as f64);
     let mut tasks = Vec::new();
     for p in 0..publishers {
         let (client, mut eventloop) =
@@ -129,7 +134,14 @@ async fn publish_all(
         tasks.push(tokio::spawn(async move {
             let mine: Vec<u64> = (p as u64..n).step_by(publishers).collect();
             let count = mine.len() as u64;
-            for i in mine {
+            let started = Instant::now();
+            for (k, i) in mine.into_iter().enumerate() {
+                if let Some(r) = per_publisher {
+                    let due = started + Duration::from_secs_f64(k as f64 / r);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 let (topic, payload) = make(i);
                 client
                     .publish(topic, QoS::AtLeastOnce, false, payload)
@@ -174,7 +186,7 @@ async fn pass_through(args: &Args, port: u16, run: usize) -> anyhow::Result<f64>
         let (t, p) = single(i, devices, 0);
         (format!("bench/{t}"), p)
     });
-    publish_all(port, args.publishers, n, make, &format!("pass{run}")).await?;
+    publish_all(port, args.publishers, n, make, &format!("pass{run}"), None).await?;
     tokio::time::timeout(Duration::from_secs(120), received)
         .await
         .context("subscriber stalled")???;
@@ -289,7 +301,7 @@ async fn vigil_run(
     let vigil = Vigil::start(args, &format!("vigil-bench-{}-{tag}", std::process::id()))?;
     vigil.wait_ready().await?;
     let started = Instant::now();
-    publish_all(port, args.publishers, n, make, tag).await?;
+    publish_all(port, args.publishers, n, make, tag, None).await?;
     let deadline = Instant::now() + Duration::from_secs(300);
     while vigil.metric("vigil_readings_stored_total").await? < rows as f64 {
         if Instant::now() > deadline {
@@ -310,6 +322,104 @@ async fn vigil_run(
         stored,
         cpu_s,
         rss_mib,
+    })
+}
+
+/// Commit latency at a steady half of the measured rate: p50 and p99 upper bounds from
+/// vigil's histogram buckets, in milliseconds.
+async fn half_rate(
+    args: &Args,
+    port: u16,
+    rate: f64,
+    base_ms: i64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let vigil = Vigil::start(args, &format!("vigil-bench-{}-half", std::process::id()))?;
+    vigil.wait_ready().await?;
+    let n = (rate * 10.0) as u64;
+    let devices = args.devices;
+    let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> = Arc::new(move |i| {
+        let (t, p) = single(i, devices, base_ms);
+        (t.replacen("sensors/dev-", "sensors/hr-", 1), p)
+    });
+    publish_all(port, args.publishers, n, make, "half", Some(rate)).await?;
+    while vigil.metric("vigil_readings_stored_total").await? < n as f64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = reqwest::get(format!("{}/metrics", vigil.base))
+        .await?
+        .text()
+        .await?;
+    vigil.stop();
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("vigil_commit_duration_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, rest) = l.split_once("\"} ")?;
+            Some((le.parse().ok()?, rest.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    let quantile = |q: f64| {
+        buckets
+            .iter()
+            .find(|b| b.1 >= q * total)
+            .map_or(f64::INFINITY, |b| b.0 * 1000.0)
+    };
+    Ok((rate, quantile(0.5), quantile(0.99)))
+}
+
+/// A backlog queued at the broker while vigil is away, then drained: vigil's memory must
+/// stay bounded whatever the backlog (it reads only as fast as it commits).
+async fn backlog_run(args: &Args, port: u16, base_ms: i64) -> anyhow::Result<VigilRun> {
+    let id = format!("vigil-bench-{}-backlog", std::process::id());
+    let first = Vigil::start(args, &id)?;
+    first.wait_ready().await?;
+    first.stop();
+    let n = args.backlog;
+    let devices = args.devices;
+    eprintln!("queueing {n} messages at the broker while vigil is stopped ...");
+    let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> = Arc::new(move |i| {
+        let (t, p) = single(i, devices, base_ms);
+        (t.replacen("sensors/dev-", "sensors/bl-", 1), p)
+    });
+    publish_all(port, args.publishers, n, make, "backlog", None).await?;
+    eprintln!("starting vigil against the backlog ...");
+    let vigil = Vigil::start(args, &id)?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    let mut peak_rss = 0.0f64;
+    let mut last_report = Instant::now();
+    loop {
+        let stored = vigil
+            .metric("vigil_readings_stored_total")
+            .await
+            .unwrap_or(0.0);
+        peak_rss = peak_rss.max(vigil.resources().1);
+        if stored >= n as f64 {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(2) {
+            eprintln!("backlog: {stored:.0} of {n} stored, peak RSS {peak_rss:.0} MiB");
+            last_report = Instant::now();
+        }
+        if Instant::now() > deadline {
+            bail!("vigil did not drain the backlog in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let (cpu_s, rss_mib) = vigil.resources();
+    vigil.stop();
+    let mut conn = PgConnection::connect(&args.database_url).await?;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM readings WHERE device_id LIKE 'bl-%'")
+            .fetch_one(&mut conn)
+            .await?;
+    Ok(VigilRun {
+        rate,
+        stored,
+        cpu_s,
+        rss_mib: rss_mib.max(peak_rss),
     })
 }
 
@@ -391,6 +501,8 @@ async fn main() -> anyhow::Result<()> {
         "vigil: {:.0} readings/s, {} stored",
         single_run.rate, single_run.stored
     );
+    let (half, p50, p99) = half_rate(&args, port, single_run.rate / 2.0, base_ms).await?;
+    eprintln!("half rate {half:.0}/s: commit p50 <= {p50} ms, p99 <= {p99} ms");
     let pass_after = pass_through(&args, port, 99).await?;
     eprintln!("broker pass-through after: {pass_after:.0} msg/s");
     best_pass = best_pass.max(pass_after);
@@ -414,6 +526,12 @@ async fn main() -> anyhow::Result<()> {
         "vigil packed: {:.0} readings/s, {} stored",
         packed_run.rate, packed_run.stored
     );
+
+    let backlog = if args.backlog > 0 {
+        Some(backlog_run(&args, port, base_ms).await?)
+    } else {
+        None
+    };
 
     let loss = |expected: i64, stored: i64| {
         if expected == stored {
@@ -446,5 +564,19 @@ async fn main() -> anyhow::Result<()> {
         packed_run.cpu_s,
         packed_run.rss_mib
     );
+    println!(
+        "| commit latency at half that rate ({half:.0} readings/s) | p50 ≤ {p50} ms, p99 ≤ {p99} ms (histogram bucket bounds) | | | | |"
+    );
+    if let Some(b) = backlog {
+        println!(
+            "| vigil draining a backlog of {} messages queued while it was away | {:.0} readings/s | | {} of {} | {:.1} s | {:.0} MiB |",
+            args.backlog,
+            b.rate,
+            loss(args.backlog as i64, b.stored),
+            args.backlog,
+            b.cpu_s,
+            b.rss_mib
+        );
+    }
     Ok(())
 }

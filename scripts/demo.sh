@@ -19,8 +19,6 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { echo "demo.sh: cargo not found: install Rust (rustup) first" >&2; exit 1; }
 scripts/setup.sh
-log "starting private PostgreSQL and Mosquitto in $DIR"
-eval "$(scripts/services.sh start "$DIR")"
 log "building vigil (release)"
 cargo build --release --bins --quiet
 
@@ -33,6 +31,8 @@ cleanup() {
     scripts/services.sh stop "$DIR" || true
 }
 trap cleanup INT TERM EXIT
+log "starting private PostgreSQL and Mosquitto in $DIR"
+eval "$(scripts/services.sh start "$DIR")"
 
 export VIGIL_HTTP_ADDR=$ADDR
 # The demo accepts HTTP ingest with this token: curl -H 'Authorization: Bearer demo' ...

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::vigil::{
-    assert_stream_stored, publish_stream, wait_ready, wait_stream_rows, Publisher, VigilProcess,
+    assert_stream_stored, publish_stream_acked, wait_ready, wait_stream_rows, Publisher,
+    VigilProcess,
 };
 use common::{count_rows, Mosquitto, Postgres};
 
@@ -30,10 +31,7 @@ async fn sigkill_twice_mid_stream_loses_and_duplicates_nothing() {
 
     let p = Publisher::connect(broker.port(), "crash-publisher");
     let base_ms = Utc::now().timestamp_millis() - 3_600_000;
-    let stream = async {
-        publish_stream(&p, N, 4_000, base_ms).await;
-        p.wait_acked(N, Duration::from_secs(120)).await;
-    };
+    let stream = publish_stream_acked(&p, N, 4_000, base_ms);
     let chaos = async {
         for threshold in [3_000, 10_000] {
             wait_stream_rows(&db, threshold, Duration::from_secs(120)).await;

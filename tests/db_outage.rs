@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::vigil::{
-    assert_stream_stored, publish_stream, settings, wait_ready, wait_stream_rows, Publisher,
+    assert_stream_stored, publish_stream_acked, settings, wait_ready, wait_stream_rows, Publisher,
 };
 use common::{wait_for, Mosquitto, Postgres};
 
@@ -26,10 +26,7 @@ async fn a_database_outage_loses_nothing_and_readyz_tells() {
 
     let p = Publisher::connect(broker.port(), "outage-publisher");
     let base_ms = Utc::now().timestamp_millis() - 3_600_000;
-    let stream = async {
-        publish_stream(&p, N, 3_000, base_ms).await;
-        p.wait_acked(N, Duration::from_secs(120)).await;
-    };
+    let stream = publish_stream_acked(&p, N, 3_000, base_ms);
     let outage = async {
         wait_stream_rows(&db, 2_000, Duration::from_secs(60)).await;
         pg.stop();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::vigil::{
-    assert_stream_stored, metric, publish_stream, wait_ready, wait_stream_rows, Publisher,
+    assert_stream_stored, metric, publish_stream_acked, wait_ready, wait_stream_rows, Publisher,
     VigilProcess,
 };
 use common::{count_rows, Mosquitto, Postgres};
@@ -31,10 +31,7 @@ async fn sigterm_mid_stream_flushes_acks_and_exits_cleanly() {
 
     let p = Publisher::connect(broker.port(), "shutdown-publisher");
     let base_ms = Utc::now().timestamp_millis() - 3_600_000;
-    let stream = async {
-        publish_stream(&p, N, 4_000, base_ms).await;
-        p.wait_acked(N, Duration::from_secs(120)).await;
-    };
+    let stream = publish_stream_acked(&p, N, 4_000, base_ms);
     let stop = async {
         wait_stream_rows(&db, 5_000, Duration::from_secs(60)).await;
         let code = vigil.terminate_within(Duration::from_secs(30)).await;

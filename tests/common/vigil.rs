@@ -265,6 +265,12 @@ pub async fn publish_stream(p: &Publisher, n: u64, per_second: u64, base_ms: i64
     }
 }
 
+/// [`publish_stream`], then waits until the broker has acknowledged all of it.
+pub async fn publish_stream_acked(p: &Publisher, n: u64, per_second: u64, base_ms: i64) {
+    publish_stream(p, n, per_second, base_ms).await;
+    p.wait_acked(n, Duration::from_secs(120)).await;
+}
+
 /// Asserts the stream of [`publish_stream`] is stored exactly: every reading once.
 pub async fn assert_stream_stored(db: &str, n: u64) {
     let pool = sqlx::PgPool::connect(db).await.expect("db");

@@ -11,15 +11,8 @@ const EXPECTED: &str = "an array of readings or one reading object";
 
 /// Parses one `readings` payload into `out`. Rejections carry the array index.
 pub(crate) fn parse(out: &mut Collector, source: Source<'_>, text: &str) {
-    if text.trim().is_empty() {
-        return out.reject(
-            None,
-            Fault::malformed(format!("empty payload; expected {EXPECTED}")),
-        );
-    }
-    let doc = match json::parse(text) {
-        Ok(doc) => doc,
-        Err(fault) => return out.reject(None, fault),
+    let Some(doc) = json::document(out, text, EXPECTED) else {
+        return;
     };
     match &doc {
         Value::Array(items) if looks_like_senml(items) => senml::parse_records(out, source, items),

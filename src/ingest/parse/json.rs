@@ -4,11 +4,30 @@
 use serde_json::Value;
 
 use super::ids::show;
-use super::Fault;
+use super::{Collector, Fault};
 use crate::ingest::reading::RejectReason;
 
 /// Spellings of non-finite numbers that JSON encoders emit although JSON has none.
 const NON_FINITE_TOKENS: [&str; 6] = ["NaN", "nan", "Infinity", "infinity", "Inf", "inf"];
+
+/// Parses a whole payload as one JSON document; an empty or broken payload is rejected
+/// into `out` (naming what was `expected`) and gives `None`.
+pub(crate) fn document(out: &mut Collector, text: &str, expected: &str) -> Option<Value> {
+    if text.trim().is_empty() {
+        out.reject(
+            None,
+            Fault::malformed(format!("empty payload; expected {expected}")),
+        );
+        return None;
+    }
+    match parse(text) {
+        Ok(doc) => Some(doc),
+        Err(fault) => {
+            out.reject(None, fault);
+            None
+        }
+    }
+}
 
 /// Parses a JSON document, classifying failures as `Malformed` or `NonFinite`.
 pub(crate) fn parse(text: &str) -> Result<Value, Fault> {

@@ -11,15 +11,8 @@ const EXPECTED: &str = "a JSON object of metrics or a SenML array";
 
 /// Parses one `object` payload into `out`.
 pub(crate) fn parse(out: &mut Collector, source: Source<'_>, text: &str) {
-    if text.trim().is_empty() {
-        return out.reject(
-            None,
-            Fault::malformed(format!("empty payload; expected {EXPECTED}")),
-        );
-    }
-    let doc = match json::parse(text) {
-        Ok(doc) => doc,
-        Err(fault) => return out.reject(None, fault),
+    let Some(doc) = json::document(out, text, EXPECTED) else {
+        return;
     };
     match &doc {
         Value::Array(records) => senml::parse_records(out, source, records),

@@ -18,19 +18,13 @@ const RELATIVE_LIMIT_MICROS: i64 = (1 << 28) * 1_000_000;
 
 /// Parses a payload that must be a SenML pack.
 pub(crate) fn parse(out: &mut Collector, source: Source<'_>, text: &str) {
-    if text.trim().is_empty() {
-        return out.reject(
-            None,
-            Fault::malformed("empty payload; expected a SenML pack"),
-        );
-    }
-    match json::parse(text) {
-        Ok(Value::Array(records)) => parse_records(out, source, &records),
-        Ok(other) => out.reject(
+    match json::document(out, text, "a SenML pack") {
+        Some(Value::Array(records)) => parse_records(out, source, &records),
+        Some(other) => out.reject(
             None,
             json::wrong_type("payload", "a SenML pack (a JSON array of records)", &other),
         ),
-        Err(fault) => out.reject(None, fault),
+        None => {}
     }
 }
 

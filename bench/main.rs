@@ -70,10 +70,15 @@ fn options(port: u16, id: &str) -> MqttOptions {
 }
 
 /// Message `i` of a run: a distinct (device, metric, ts) for every i.
-fn single(i: u64, devices: u64, base_ms: i64) -> (String, Vec<u8>) {
+/// Devices are named `{prefix}-{n}`, so each scenario's rows can be counted apart.
+fn single(prefix: &str, i: u64, devices: u64, base_ms: i64) -> (String, Vec<u8>) {
     let series = i % (devices * METRICS);
     let ts = base_ms + (i / (devices * METRICS)) as i64;
-    let topic = format!("sensors/dev-{}/m{}", series / METRICS, series % METRICS);
+    let topic = format!(
+        "sensors/{prefix}-{}/m{}",
+        series / METRICS,
+        series % METRICS
+    );
     (
         topic,
         format!("{{\"ts\":{ts},\"value\":{}}}", i % 1000).into_bytes(),
@@ -183,7 +188,7 @@ async fn pass_through(args: &Args, port: u16, run: usize) -> anyhow::Result<f64>
     });
     let started = Instant::now();
     let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> = Arc::new(move |i| {
-        let (t, p) = single(i, devices, 0);
+        let (t, p) = single("dev", i, devices, 0);
         (format!("bench/{t}"), p)
     });
     publish_all(port, args.publishers, n, make, &format!("pass{run}"), None).await?;
@@ -245,6 +250,32 @@ impl Vigil {
         bail!("vigil did not become ready")
     }
 
+    /// Polls until vigil has committed `rows` readings, printing progress every 2 s;
+    /// returns the peak RSS seen meanwhile, in MiB.
+    async fn wait_stored(&self, rows: f64) -> anyhow::Result<f64> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut last_report = Instant::now();
+        let mut peak_rss = 0.0f64;
+        loop {
+            let stored = self
+                .metric("vigil_readings_stored_total")
+                .await
+                .unwrap_or(0.0);
+            peak_rss = peak_rss.max(self.resources().1);
+            if stored >= rows {
+                return Ok(peak_rss);
+            }
+            if last_report.elapsed() > Duration::from_secs(2) {
+                eprintln!("  {stored:.0} of {rows:.0} committed, peak RSS {peak_rss:.0} MiB");
+                last_report = Instant::now();
+            }
+            if Instant::now() > deadline {
+                bail!("vigil did not commit {rows} rows in time");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// CPU seconds used and peak RSS in MiB, from /proc.
     fn resources(&self) -> (f64, f64) {
         let pid = self.child.id();
@@ -296,32 +327,38 @@ async fn vigil_run(
     n: u64,
     rows: i64,
     make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync>,
-    like: &str,
+    prefix: &str,
 ) -> anyhow::Result<VigilRun> {
     let vigil = Vigil::start(args, &format!("vigil-bench-{}-{tag}", std::process::id()))?;
     vigil.wait_ready().await?;
     let started = Instant::now();
     publish_all(port, args.publishers, n, make, tag, None).await?;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while vigil.metric("vigil_readings_stored_total").await? < rows as f64 {
-        if Instant::now() > deadline {
-            bail!("vigil did not commit {rows} rows in time");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    measure(args, vigil, started, rows, prefix).await
+}
+
+/// Waits until vigil has committed `rows`, then takes the rate since `started`, vigil's
+/// resources, and the rows of devices `{prefix}-…` actually in the table.
+async fn measure(
+    args: &Args,
+    vigil: Vigil,
+    started: Instant,
+    rows: i64,
+    prefix: &str,
+) -> anyhow::Result<VigilRun> {
+    let peak_rss = vigil.wait_stored(rows as f64).await?;
     let rate = rows as f64 / started.elapsed().as_secs_f64();
     let (cpu_s, rss_mib) = vigil.resources();
     vigil.stop();
     let mut conn = PgConnection::connect(&args.database_url).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM readings WHERE device_id LIKE $1")
-        .bind(like)
+        .bind(format!("{prefix}-%"))
         .fetch_one(&mut conn)
         .await?;
     Ok(VigilRun {
         rate,
         stored,
         cpu_s,
-        rss_mib,
+        rss_mib: rss_mib.max(peak_rss),
     })
 }
 
@@ -337,14 +374,10 @@ async fn half_rate(
     vigil.wait_ready().await?;
     let n = (rate * 10.0) as u64;
     let devices = args.devices;
-    let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> = Arc::new(move |i| {
-        let (t, p) = single(i, devices, base_ms);
-        (t.replacen("sensors/dev-", "sensors/hr-", 1), p)
-    });
+    let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> =
+        Arc::new(move |i| single("hr", i, devices, base_ms));
     publish_all(port, args.publishers, n, make, "half", Some(rate)).await?;
-    while vigil.metric("vigil_readings_stored_total").await? < n as f64 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    vigil.wait_stored(n as f64).await?;
     let text = reqwest::get(format!("{}/metrics", vigil.base))
         .await?
         .text()
@@ -378,49 +411,12 @@ async fn backlog_run(args: &Args, port: u16, base_ms: i64) -> anyhow::Result<Vig
     let n = args.backlog;
     let devices = args.devices;
     eprintln!("queueing {n} messages at the broker while vigil is stopped ...");
-    let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> = Arc::new(move |i| {
-        let (t, p) = single(i, devices, base_ms);
-        (t.replacen("sensors/dev-", "sensors/bl-", 1), p)
-    });
+    let make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync> =
+        Arc::new(move |i| single("bl", i, devices, base_ms));
     publish_all(port, args.publishers, n, make, "backlog", None).await?;
     eprintln!("starting vigil against the backlog ...");
     let vigil = Vigil::start(args, &id)?;
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(600);
-    let mut peak_rss = 0.0f64;
-    let mut last_report = Instant::now();
-    loop {
-        let stored = vigil
-            .metric("vigil_readings_stored_total")
-            .await
-            .unwrap_or(0.0);
-        peak_rss = peak_rss.max(vigil.resources().1);
-        if stored >= n as f64 {
-            break;
-        }
-        if last_report.elapsed() > Duration::from_secs(2) {
-            eprintln!("backlog: {stored:.0} of {n} stored, peak RSS {peak_rss:.0} MiB");
-            last_report = Instant::now();
-        }
-        if Instant::now() > deadline {
-            bail!("vigil did not drain the backlog in time");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    let (cpu_s, rss_mib) = vigil.resources();
-    vigil.stop();
-    let mut conn = PgConnection::connect(&args.database_url).await?;
-    let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM readings WHERE device_id LIKE 'bl-%'")
-            .fetch_one(&mut conn)
-            .await?;
-    Ok(VigilRun {
-        rate,
-        stored,
-        cpu_s,
-        rss_mib: rss_mib.max(peak_rss),
-    })
+    measure(args, vigil, Instant::now(), n as i64, "bl").await
 }
 
 /// Raw binary COPY of the rows of `make` into a copy of `readings` (same primary key).
@@ -493,8 +489,8 @@ async fn main() -> anyhow::Result<()> {
         "single",
         n,
         n as i64,
-        Arc::new(move |i| single(i, devices, base_ms)),
-        "dev-%",
+        Arc::new(move |i| single("dev", i, devices, base_ms)),
+        "dev",
     )
     .await?;
     eprintln!(
@@ -519,7 +515,7 @@ async fn main() -> anyhow::Result<()> {
         args.packed,
         packed_rows,
         Arc::new(move |i| packed(i, devices, base_ms)),
-        "pk-%",
+        "pk",
     )
     .await?;
     eprintln!(

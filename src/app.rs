@@ -66,12 +66,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
     if settings.database.migrate_on_start {
         tracker.spawn(migrate_until_done(pool.clone(), stop.clone()));
     }
-    tracker.spawn(watch_database(
-        pool.clone(),
-        health.clone(),
-        metrics.clone(),
-        stop.clone(),
-    ));
+    tracker.spawn(watch_database(pool.clone(), health.clone(), stop.clone()));
 
     let (queue_tx, queue_rx) = mpsc::channel(settings.ingest.queue_capacity);
     metrics
@@ -212,13 +207,8 @@ async fn migrate_until_done(pool: PgPool, stop: CancellationToken) {
     }
 }
 
-/// Probes the database once a second for `/readyz` and `vigil_database_up`.
-async fn watch_database(
-    pool: PgPool,
-    health: Arc<Health>,
-    metrics: Metrics,
-    stop: CancellationToken,
-) {
+/// Probes the database once a second for `/readyz` (and `vigil_database_up`).
+async fn watch_database(pool: PgPool, health: Arc<Health>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -238,6 +228,5 @@ async fn watch_database(
             }
         }
         health.set_database(up);
-        metrics.database_up.set(i64::from(up));
     }
 }

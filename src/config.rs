@@ -299,10 +299,7 @@ impl Default for LogConfig {
 impl Settings {
     /// Defaults, then `file` (when given), then the environment; validated.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        Self::load_from(file, Env::prefixed("VIGIL_"), Env::raw())
-    }
-
-    fn load_from(file: Option<&Path>, prefixed: Env, raw: Env) -> Result<Settings, ConfigError> {
+        let (prefixed, raw) = (Env::prefixed("VIGIL_"), Env::raw());
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = file {
             if !path.exists() {

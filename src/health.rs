@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
+use crate::metrics::Metrics;
+
 /// Reachability of the two things vigil cannot work without.
 #[derive(Debug)]
 pub struct Health {
@@ -43,6 +45,14 @@ impl Health {
 
     pub fn database(&self) -> bool {
         self.database.load(Ordering::Relaxed)
+    }
+
+    /// Sets the connection gauges from the current state (at every scrape).
+    pub fn observe(&self, metrics: &Metrics) {
+        metrics
+            .mqtt_connected
+            .set(i64::from(self.broker.load(Ordering::Relaxed)));
+        metrics.database_up.set(i64::from(self.database()));
     }
 
     /// The current answer.

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use common::vigil::{
     assert_stream_stored, metric, publish_stream_acked, wait_ready, wait_stream_rows, Publisher,
     VigilProcess,
@@ -30,8 +29,7 @@ async fn sigterm_mid_stream_flushes_acks_and_exits_cleanly() {
     wait_ready(&vigil.base()).await;
 
     let p = Publisher::connect(broker.port(), "shutdown-publisher");
-    let base_ms = Utc::now().timestamp_millis() - 3_600_000;
-    let stream = publish_stream_acked(&p, N, 4_000, base_ms);
+    let stream = publish_stream_acked(&p, N, 4_000);
     let stop = async {
         wait_stream_rows(&db, 5_000, Duration::from_secs(60)).await;
         let code = vigil.terminate_within(Duration::from_secs(30)).await;

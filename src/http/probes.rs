@@ -26,6 +26,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.ack_lag.observe(&state.metrics);
+    state.health.observe(&state.metrics);
     (
         [(
             header::CONTENT_TYPE,

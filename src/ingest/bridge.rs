@@ -218,7 +218,6 @@ impl Bridge {
                     self.ack_lag.reset();
                     backoff = self.cfg.reconnect_min;
                     self.health.set_broker(true);
-                    self.metrics.mqtt_connected.set(1);
                     self.metrics.mqtt_connects.inc();
                     tracing::info!(
                         generation,
@@ -239,7 +238,6 @@ impl Bridge {
                 Ok(_) => {}
                 Err(e) => {
                     self.health.set_broker(false);
-                    self.metrics.mqtt_connected.set(0);
                     self.metrics.mqtt_connection_errors.inc();
                     self.ack_lag.reset();
                     tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection failed");
@@ -289,7 +287,6 @@ impl Bridge {
             }
         }
         self.health.set_broker(false);
-        self.metrics.mqtt_connected.set(0);
         self.ack_lag.reset();
     }
 

@@ -11,6 +11,7 @@ use super::reading::{Parsed, RejectReason, Rejection};
 use super::series::SeriesGuard;
 use super::topics::TopicMap;
 use crate::metrics::Metrics;
+use prometheus::IntCounter;
 
 /// Parses messages into envelopes; cheap to share behind an `Arc`.
 pub struct Intake {
@@ -21,6 +22,9 @@ pub struct Intake {
     line: LineOptions,
     series: SeriesGuard,
     metrics: Metrics,
+    /// `vigil_readings_received_total` per origin, looked up once rather than per message.
+    received_mqtt: IntCounter,
+    received_http: IntCounter,
     /// The bounded queue to the writer. Full means block: the bridge stops reading from
     /// the broker and HTTP requests wait, nothing is dropped.
     queue: mpsc::Sender<Envelope>,
@@ -40,7 +44,10 @@ impl Intake {
             max_payload_bytes: max_body_bytes,
             ..limits.clone()
         };
+        let received = |o: Origin| metrics.readings_received.with_label_values(&[o.label()]);
         Intake {
+            received_mqtt: received(Origin::Mqtt),
+            received_http: received(Origin::Http),
             topics,
             limits,
             http_limits,
@@ -68,6 +75,18 @@ impl Intake {
             )),
         };
         self.envelope(Origin::Mqtt, topic.to_owned(), payload, parsed, now, ack)
+    }
+
+    /// An MQTT message refused before parsing (e.g. a topic that is not UTF-8).
+    pub fn rejected_mqtt(
+        &self,
+        topic: String,
+        payload: Bytes,
+        parsed: Parsed,
+        now: DateTime<Utc>,
+        ack: Ack,
+    ) -> Envelope {
+        self.envelope(Origin::Mqtt, topic, payload, parsed, now, ack)
     }
 
     /// Parses an HTTP request body; the caller queues the envelope with [`Intake::submit`].
@@ -105,10 +124,11 @@ impl Intake {
         ack: Ack,
     ) -> Envelope {
         self.series.admit(&mut parsed);
-        self.metrics
-            .readings_received
-            .with_label_values(&[origin.label()])
-            .inc_by(parsed.readings.len() as u64);
+        let received = match origin {
+            Origin::Mqtt => &self.received_mqtt,
+            Origin::Http => &self.received_http,
+        };
+        received.inc_by(parsed.readings.len() as u64);
         for r in &parsed.rejections {
             self.metrics.reject(r.reason);
         }
@@ -135,19 +155,5 @@ impl Intake {
             received_at: now,
             ack,
         }
-    }
-}
-
-impl Intake {
-    /// An MQTT message refused before parsing (e.g. a topic that is not UTF-8).
-    pub fn rejected_mqtt(
-        &self,
-        topic: String,
-        payload: Bytes,
-        parsed: Parsed,
-        now: DateTime<Utc>,
-        ack: Ack,
-    ) -> Envelope {
-        self.envelope(Origin::Mqtt, topic, payload, parsed, now, ack)
     }
 }

@@ -130,36 +130,42 @@ impl<'a> BatchWrite<'a> {
         }
     }
 
-    /// Readings in the batch.
-    pub fn readings(&self) -> usize {
-        self.rows.len()
-    }
-
     /// Commits the batch; on a data error, redoes it carefully so good rows still commit.
     pub async fn commit(mut self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {
-        let attempt = match self.fast(conn).await {
-            Ok(Some(outcome)) => return Ok(outcome),
-            Ok(None) => self.returning(conn).await,
-            Err(e) => Err(e),
+        let attempt = match self.attempt(conn, false).await {
+            Ok(None) => self.attempt(conn, true).await,
+            other => other,
         };
         match attempt {
+            Ok(outcome) => Ok(outcome.expect("naming the new rows always completes")),
             Err(e) if is_data_error(&e) => {
                 tracing::warn!(error = %e, "a row was refused; isolating it");
                 self.careful(conn).await
             }
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
-    /// Without RETURNING: when every row is new (the common case), the rows in memory
-    /// are what was stored. Otherwise the caller redoes the batch naming the new rows.
-    async fn fast(&self, conn: &mut PgConnection) -> Result<Option<BatchOutcome>, sqlx::Error> {
+    /// One transaction for the whole batch. Without `name_new_rows` (the common case) the
+    /// insert has no RETURNING: if every row was new, the rows in memory are what was
+    /// stored; if not, it rolls back and gives `None`, and the caller redoes the batch with
+    /// `name_new_rows` so only new rows are broadcast.
+    async fn attempt(
+        &self,
+        conn: &mut PgConnection,
+        name_new_rows: bool,
+    ) -> Result<Option<BatchOutcome>, sqlx::Error> {
         let mut tx = conn.begin().await?;
-        let inserted = copy_and_insert(&mut tx, &self.rows).await?;
-        if inserted != self.rows.len() as u64 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
+        let stored = if name_new_rows {
+            Some(insert_readings(&mut tx, &self.rows).await?)
+        } else {
+            let inserted = copy_and_insert(&mut tx, &self.rows).await?;
+            if inserted != self.rows.len() as u64 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            None
+        };
         let dead_letters_stored = insert_dead_letters(&mut tx, &self.dead_letters).await?;
         for (_, d) in &self.devices {
             update_device(&mut tx, d).await?;
@@ -167,29 +173,11 @@ impl<'a> BatchWrite<'a> {
         upsert_last_seen(&mut tx, &self.last_seen).await?;
         tx.commit().await?;
         Ok(Some(BatchOutcome {
-            duplicates: 0,
-            stored: None,
+            duplicates: stored.as_ref().map_or(0, |s| self.rows.len() - s.len()),
+            stored,
             dead_letters_stored,
             refused: Vec::new(),
         }))
-    }
-
-    /// With RETURNING, for batches holding readings that are already stored.
-    async fn returning(&self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {
-        let mut tx = conn.begin().await?;
-        let stored = insert_readings(&mut tx, &self.rows).await?;
-        let dead_letters_stored = insert_dead_letters(&mut tx, &self.dead_letters).await?;
-        for (_, d) in &self.devices {
-            update_device(&mut tx, d).await?;
-        }
-        upsert_last_seen(&mut tx, &self.last_seen).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome {
-            duplicates: self.rows.len() - stored.len(),
-            stored: Some(stored),
-            dead_letters_stored,
-            refused: Vec::new(),
-        })
     }
 
     async fn careful(&mut self, conn: &mut PgConnection) -> Result<BatchOutcome, sqlx::Error> {

@@ -110,7 +110,6 @@ impl Writer {
                     Err(e) => {
                         conn = None;
                         self.health.set_database(false);
-                        self.metrics.database_up.set(0);
                         self.metrics.write_retries.inc();
                         tracing::warn!(writer = self.id, seq = batch.seq, error = %e, retry_in = ?delay,
                             "batch not committed; will retry");
@@ -120,7 +119,6 @@ impl Writer {
                 }
             };
             self.health.set_database(true);
-            self.metrics.database_up.set(1);
             self.finish(batch, outcome, elapsed);
         }
         if let Some(c) = conn {

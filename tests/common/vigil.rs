@@ -250,9 +250,11 @@ impl Drop for Publisher {
     }
 }
 
-/// Publishes `n` readings, `sensors/s-{i % 20}/v` with `{"ts": base_ms + i, "value": i}`,
+/// Publishes `n` readings, `sensors/s-{i % 20}/v` with `{"ts": start + i, "value": i}`
+/// (start an hour ago, in unix ms),
 /// at about `per_second`, so a test can act on vigil while the stream is flowing.
-pub async fn publish_stream(p: &Publisher, n: u64, per_second: u64, base_ms: i64) {
+pub async fn publish_stream(p: &Publisher, n: u64, per_second: u64) {
+    let base_ms = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let chunk = 100;
     let pause = Duration::from_micros(chunk * 1_000_000 / per_second.max(1));
     let mut tick = tokio::time::interval(pause);
@@ -266,8 +268,8 @@ pub async fn publish_stream(p: &Publisher, n: u64, per_second: u64, base_ms: i64
 }
 
 /// [`publish_stream`], then waits until the broker has acknowledged all of it.
-pub async fn publish_stream_acked(p: &Publisher, n: u64, per_second: u64, base_ms: i64) {
-    publish_stream(p, n, per_second, base_ms).await;
+pub async fn publish_stream_acked(p: &Publisher, n: u64, per_second: u64) {
+    publish_stream(p, n, per_second).await;
     p.wait_acked(n, Duration::from_secs(120)).await;
 }
 

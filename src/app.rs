@@ -144,6 +144,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         metrics: metrics.clone(),
         http: Arc::new(settings.http.clone()),
         ack_lag,
+        live: live.clone(),
+        pool: pool.clone(),
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await

@@ -6,13 +6,15 @@
 //!   ([`ingest::bridge`]), the shared front door ([`ingest::intake`]) with its series cap,
 //!   and the acker that acknowledges QoS 1 messages after their commit ([`ingest::acks`]).
 //! - [`store`]: migrations, the batcher and writers, binary COPY, dead letters.
-//! - [`live`]: the broadcast of committed readings for live consumers.
+//! - [`live`]: the broadcast of committed readings, device updates and anomalies.
+//! - [`detect`]: per-series anomaly detection.
 //! - [`http`]: health, readiness, metrics and HTTP ingest.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
 
 pub mod app;
 pub mod config;
+pub mod detect;
 pub mod health;
 pub mod http;
 pub mod ingest;

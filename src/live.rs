@@ -7,35 +7,59 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::ingest::reading::Reading;
+use crate::detect::Anomaly;
+use crate::ingest::reading::{DeviceUpdate, Reading};
 use crate::metrics::Metrics;
 
 /// A batch of readings committed together, shared by every consumer.
 pub type StoredBatch = Arc<Vec<Reading>>;
 
-/// The sending side, held by the writers.
+/// What travels on the feed: everything a live consumer may show, after its commit.
+#[derive(Debug, Clone)]
+pub enum LiveMessage {
+    /// Readings newly stored by one commit.
+    Readings(StoredBatch),
+    /// A device's metadata or presence, stored.
+    Device(Arc<DeviceUpdate>),
+    /// An anomaly event raised by the detector.
+    Anomaly(Arc<Anomaly>),
+}
+
+/// The sending side, held by the writers (and the detector, for its events).
 #[derive(Clone)]
 pub struct LiveFeed {
-    tx: broadcast::Sender<StoredBatch>,
+    tx: broadcast::Sender<LiveMessage>,
     metrics: Metrics,
 }
 
 /// What a consumer gets from [`LiveReceiver::recv`].
 #[derive(Debug)]
 pub enum LiveEvent {
-    Batch(StoredBatch),
-    /// The consumer fell behind and this many batches were skipped.
+    Readings(StoredBatch),
+    Device(Arc<DeviceUpdate>),
+    Anomaly(Arc<Anomaly>),
+    /// The consumer fell behind and this many messages were skipped.
     Lagged(u64),
+}
+
+impl From<LiveMessage> for LiveEvent {
+    fn from(m: LiveMessage) -> Self {
+        match m {
+            LiveMessage::Readings(b) => LiveEvent::Readings(b),
+            LiveMessage::Device(d) => LiveEvent::Device(d),
+            LiveMessage::Anomaly(a) => LiveEvent::Anomaly(a),
+        }
+    }
 }
 
 /// One consumer's view of the feed.
 pub struct LiveReceiver {
-    rx: broadcast::Receiver<StoredBatch>,
+    rx: broadcast::Receiver<LiveMessage>,
     metrics: Metrics,
 }
 
 impl LiveFeed {
-    /// `capacity` batches are retained for slow consumers.
+    /// `capacity` messages are retained for slow consumers.
     pub fn new(capacity: usize, metrics: Metrics) -> LiveFeed {
         let (tx, _) = broadcast::channel(capacity);
         LiveFeed { tx, metrics }
@@ -46,8 +70,13 @@ impl LiveFeed {
         if batch.is_empty() {
             return;
         }
-        // `send` fails only when nobody listens; the readings are stored either way.
-        let _ = self.tx.send(Arc::new(batch));
+        self.send(LiveMessage::Readings(Arc::new(batch)));
+    }
+
+    /// Publishes any other message (device update, anomaly).
+    pub fn send(&self, message: LiveMessage) {
+        // `send` fails only when nobody listens; what it reports is stored either way.
+        let _ = self.tx.send(message);
     }
 
     pub fn subscribe(&self) -> LiveReceiver {
@@ -56,15 +85,20 @@ impl LiveFeed {
             metrics: self.metrics.clone(),
         }
     }
+
+    /// Consumers currently subscribed.
+    pub fn receivers(&self) -> usize {
+        self.tx.receiver_count()
+    }
 }
 
 impl LiveReceiver {
-    /// The next batch, a lag notice, or `None` once the feed is closed.
+    /// The next message, a lag notice, or `None` once the feed is closed.
     pub async fn recv(&mut self) -> Option<LiveEvent> {
         match self.rx.recv().await {
-            Ok(batch) => Some(LiveEvent::Batch(batch)),
+            Ok(message) => Some(message.into()),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                // The receiver is still valid and resumes at the oldest retained batch.
+                // The receiver is still valid and resumes at the oldest retained message.
                 self.metrics.live_lagged.inc_by(n);
                 Some(LiveEvent::Lagged(n))
             }
@@ -98,8 +132,8 @@ mod tests {
             feed.publish(batch(1));
         }
         assert!(matches!(rx.recv().await, Some(LiveEvent::Lagged(3))));
-        assert!(matches!(rx.recv().await, Some(LiveEvent::Batch(_))));
-        assert!(matches!(rx.recv().await, Some(LiveEvent::Batch(_))));
+        assert!(matches!(rx.recv().await, Some(LiveEvent::Readings(_))));
+        assert!(matches!(rx.recv().await, Some(LiveEvent::Readings(_))));
         assert_eq!(metrics.live_lagged.get(), 3);
     }
 }

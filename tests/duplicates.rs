@@ -83,7 +83,7 @@ async fn a_message_delivered_twice_gives_one_row() {
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match tokio::time::timeout(Duration::from_secs(5), live.recv()).await {
-            Ok(Some(LiveEvent::Batch(b))) => {
+            Ok(Some(LiveEvent::Readings(b))) => {
                 seen.extend(b.iter().map(|r| (r.device_id.clone(), r.metric.clone())))
             }
             other => panic!("live feed: {other:?} after {seen:?}"),

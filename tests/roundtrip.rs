@@ -235,7 +235,7 @@ async fn every_format_round_trips_over_mqtt_and_http() {
     let mut seen = 0;
     while seen < stored {
         match tokio::time::timeout(Duration::from_secs(5), live.recv()).await {
-            Ok(Some(LiveEvent::Batch(b))) => seen += b.len() as i64,
+            Ok(Some(LiveEvent::Readings(b))) => seen += b.len() as i64,
             other => panic!("live feed ended early after {seen} of {stored}: {other:?}"),
         }
     }

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use sqlx::PgPool;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::AppError;
@@ -21,6 +22,7 @@ use crate::config::HttpConfig;
 use crate::health::Health;
 use crate::ingest::ack_lag::AckLag;
 use crate::ingest::intake::Intake;
+use crate::live::LiveFeed;
 use crate::metrics::Metrics;
 
 /// What every handler can reach.
@@ -32,6 +34,10 @@ pub struct AppState {
     pub http: Arc<HttpConfig>,
     /// Read at every scrape so the oldest-unacked age is current.
     pub ack_lag: Arc<AckLag>,
+    /// Committed readings, device updates and anomalies, for live clients.
+    pub live: LiveFeed,
+    /// Queries for the read API (history, export, registry).
+    pub pool: PgPool,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).

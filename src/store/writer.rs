@@ -20,7 +20,7 @@ use crate::config::WriterConfig;
 use crate::health::Health;
 use crate::ingest::acks::CommittedBatch;
 use crate::ingest::envelope::{Ack, Committed, Envelope};
-use crate::live::LiveFeed;
+use crate::live::{LiveFeed, LiveMessage};
 use crate::metrics::Metrics;
 
 /// Messages committed together, numbered in receive order.
@@ -179,7 +179,11 @@ impl Writer {
         }
         let mut all = Vec::new();
         let mut acks = Vec::new();
+        let mut devices = Vec::new();
         for (i, mut env) in batch.envelopes.into_iter().enumerate() {
+            if let Some(update) = env.parsed.device.take() {
+                devices.push(update);
+            }
             let readings = if outcome.stored.is_none() {
                 let n = env.parsed.readings.len();
                 all.append(&mut env.parsed.readings);
@@ -204,6 +208,9 @@ impl Writer {
             }
         }
         self.live.publish(outcome.stored.unwrap_or(all));
+        for update in devices {
+            self.live.send(LiveMessage::Device(Arc::new(update)));
+        }
         if self
             .acks
             .send(CommittedBatch {

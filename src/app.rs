@@ -64,7 +64,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
     let tracker = TaskTracker::new();
 
     if settings.database.migrate_on_start {
-        tracker.spawn(migrate_until_done(pool.clone(), stop.clone()));
+        tracker.spawn(migrate_until_done(
+            pool.clone(),
+            health.clone(),
+            stop.clone(),
+        ));
+    } else {
+        health.set_schema_ready();
     }
     tracker.spawn(watch_database(pool.clone(), health.clone(), stop.clone()));
 
@@ -191,12 +197,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
 }
 
 /// Applies migrations, retrying while the database is unreachable.
-async fn migrate_until_done(pool: PgPool, stop: CancellationToken) {
+async fn migrate_until_done(pool: PgPool, health: Arc<Health>, stop: CancellationToken) {
     let mut delay = Duration::from_millis(200);
     loop {
         match store::migrate(&pool).await {
             Ok(()) => {
                 tracing::info!("database schema is up to date");
+                health.set_schema_ready();
                 return;
             }
             Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "migrations not applied yet"),

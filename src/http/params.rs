@@ -42,11 +42,35 @@ where
                 let detail = text
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
-                AppError::Client(
-                    StatusCode::BAD_REQUEST,
-                    format!("bad query parameter: {detail}"),
-                )
+                AppError::Client(StatusCode::BAD_REQUEST, reword(detail))
             })
+    }
+}
+
+/// serde's wording (`limit: invalid digit`, ``unknown field `x` ``) as vigil's.
+fn reword(detail: &str) -> String {
+    // serde_path_to_error puts the parameter in front: "limit: invalid digit ...".
+    let (name, problem) = match detail.split_once(": ") {
+        Some((name, problem)) if !name.is_empty() && !name.contains(' ') => (Some(name), problem),
+        _ => (None, detail),
+    };
+    let quoted = |prefix: &str| {
+        let rest = problem.strip_prefix(prefix)?;
+        let (name, tail) = rest.split_once('`')?;
+        Some((
+            name.to_owned(),
+            tail.trim_start_matches(',').trim().to_owned(),
+        ))
+    };
+    if let Some((name, expected)) = quoted("unknown field `") {
+        return format!("unknown query parameter `{name}`; {expected}");
+    }
+    if let Some((name, _)) = quoted("duplicate field `") {
+        return format!("query parameter `{name}` is given more than once");
+    }
+    match name {
+        Some(name) => format!("query parameter `{name}`: {problem}"),
+        None => format!("bad query string: {detail}"),
     }
 }
 
@@ -153,10 +177,17 @@ mod tests {
         assert!(e.contains("limit"), "{e}");
         let e = parse("device=a/b").await.expect_err("bad id");
         assert!(e.contains("device") && e.contains("not an id"), "{e}");
+        assert_eq!(
+            parse("limit=ten").await.expect_err("bad limit"),
+            "query parameter `limit`: invalid digit found in string"
+        );
         let e = parse("limt=3").await.expect_err("unknown");
-        assert!(e.contains("limt"), "{e}");
+        assert!(
+            e.starts_with("unknown query parameter `limt`; expected one of"),
+            "{e}"
+        );
         let e = parse("limit=1&limit=2").await.expect_err("twice");
-        assert!(e.contains("limit"), "{e}");
+        assert_eq!(e, "query parameter `limit` is given more than once");
         assert!(parse("").await.is_ok());
     }
 

@@ -176,3 +176,53 @@ fn announce(live: &LiveFeed, transitions: Vec<Transition>) {
         })));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::reading::Reading;
+
+    fn batch(device: &str) -> Vec<Reading> {
+        vec![Reading {
+            device_id: device.into(),
+            metric: "m".into(),
+            ts: Utc::now(),
+            value: 1.0,
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_lagging_registry_counts_what_it_skipped_and_goes_on() {
+        let metrics = Metrics::new();
+        let live = LiveFeed::new(2, metrics.clone());
+        let registry = Registry::new(&ApiConfig::default());
+        let feed = live.subscribe();
+        for device in ["a", "b", "c", "d"] {
+            live.publish(batch(device));
+        }
+        let stop = CancellationToken::new();
+        let follower = follow(
+            &registry,
+            feed,
+            &live,
+            &metrics,
+            Duration::from_secs(1),
+            &stop,
+        );
+        let check = async {
+            while registry.read().get("d", Utc::now()).is_none() {
+                tokio::task::yield_now().await;
+            }
+            stop.cancel();
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(follower, check)
+        })
+        .await
+        .expect("the registry catches up");
+        assert_eq!(metrics.fleet_lagged.get(), 2);
+        let fleet = registry.read();
+        assert!(fleet.get("a", Utc::now()).is_none(), "skipped");
+        assert!(fleet.get("c", Utc::now()).is_some());
+    }
+}

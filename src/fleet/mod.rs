@@ -3,8 +3,11 @@
 //!
 //! [`registry::Fleet`] is the pure core (time passed in). [`track`] is its async shell:
 //! it loads the stored registry at start-up while following the live feed, and sweeps
-//! for devices gone silent, announcing each change of status on the feed as a
-//! `DeviceUpdate::Status` so live clients learn it like a Last Will.
+//! (at least once a second) for status changes nobody announced — a device gone silent,
+//! a device heard from again after silence or an `offline` — publishing each on the feed
+//! as a `DeviceUpdate::Status`, so live clients learn it as they learn a Last Will. At
+//! most [`ANNOUNCE_PER_SWEEP`] per sweep, so a mass outage cannot flood the feed. These
+//! messages are not stored: silence is derived from time, again, after a restart.
 
 pub mod config;
 pub mod load;
@@ -26,6 +29,9 @@ pub use view::{Device, DeviceList, Filter, Latest, Status};
 use crate::ingest::reading::DeviceUpdate;
 use crate::live::{LiveEvent, LiveFeed, LiveMessage, LiveReceiver};
 use crate::metrics::Metrics;
+
+/// Status messages published per sweep at most (a sweep runs at least once a second).
+const ANNOUNCE_PER_SWEEP: usize = 256;
 
 /// The shared registry: read by the API, written by [`track`].
 pub struct Registry {
@@ -137,8 +143,7 @@ async fn follow(
             _ = stop.cancelled() => return,
             event = feed.recv() => match event {
                 Some(LiveEvent::Readings(batch)) => {
-                    let back = write(&registry.fleet).apply_readings(&batch, Utc::now());
-                    announce(live, back);
+                    write(&registry.fleet).apply_readings(&batch, Utc::now());
                 }
                 Some(LiveEvent::Device(update)) => {
                     write(&registry.fleet).apply_update(&update, Utc::now());
@@ -155,12 +160,12 @@ async fn follow(
             _ = tick.tick() => {
                 let now = Utc::now();
                 let mut fleet = write(&registry.fleet);
-                let gone = fleet.sweep(now);
+                let changed = fleet.sweep(now, ANNOUNCE_PER_SWEEP);
                 let (known, online) = fleet.counts(now);
                 drop(fleet);
                 metrics.devices_known.set(known as i64);
                 metrics.devices_online.set(online as i64);
-                announce(live, gone);
+                announce(live, changed);
             }
         }
     }

@@ -124,24 +124,18 @@ impl Fleet {
             .expect("inserted just above when missing")
     }
 
-    /// Committed readings that arrived at `now`; returns the devices they brought online
-    /// (new ones included: a device is offline until first heard from).
-    pub fn apply_readings(&mut self, readings: &[Reading], now: DateTime<Utc>) -> Vec<Transition> {
-        let mut back = Vec::new();
-        let after = self.offline_after;
+    /// Committed readings that arrived at `now`.
+    pub fn apply_readings(&mut self, readings: &[Reading], now: DateTime<Utc>) {
         for r in readings {
+            let new = !self.devices.contains_key(&r.device_id);
             let e = self.entry(&r.device_id, now);
+            if new {
+                // Its readings introduce it; a status message would only repeat them.
+                e.announced = Status::Online;
+            }
             e.observe(&r.metric, r.ts, r.value);
             e.heard(now);
-            if e.announced == Status::Offline && e.status(now, after) == Status::Online {
-                e.announced = Status::Online;
-                back.push(Transition {
-                    device_id: r.device_id.clone(),
-                    status: Status::Online,
-                });
-            }
         }
-        back
     }
 
     /// A stored metadata or status update that arrived at `now`.
@@ -194,20 +188,29 @@ impl Fleet {
         e.observe(metric, latest.ts, latest.value);
     }
 
-    /// Devices that went silent since the last sweep, now announced offline.
-    pub fn sweep(&mut self, now: DateTime<Utc>) -> Vec<Transition> {
+    /// Status changes live clients have not been told yet, at most `max` of them (the
+    /// rest come with the next sweeps): devices gone silent, and devices heard from again
+    /// after silence or an `offline` (or known until then by their metadata only). Changes told by a status message are never repeated here.
+    ///
+    /// Announcing from here only, and a bounded number at a time, keeps a mass outage or
+    /// a mass return from flooding the live feed (whose consumers would lag).
+    pub fn sweep(&mut self, now: DateTime<Utc>, max: usize) -> Vec<Transition> {
         let after = self.offline_after;
-        let mut gone = Vec::new();
+        let mut changed = Vec::new();
         for (id, e) in &mut self.devices {
-            if e.announced == Status::Online && e.status(now, after) == Status::Offline {
-                e.announced = Status::Offline;
-                gone.push(Transition {
+            if changed.len() >= max {
+                break;
+            }
+            let status = e.status(now, after);
+            if status != e.announced {
+                e.announced = status;
+                changed.push(Transition {
                     device_id: id.clone(),
-                    status: Status::Offline,
+                    status,
                 });
             }
         }
-        gone
+        changed
     }
 
     /// Devices known, and how many of them are online at `now`.

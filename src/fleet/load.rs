@@ -13,6 +13,7 @@ use super::write;
 /// Rows per query (and per hold of the registry's lock).
 const PAGE: i64 = 5_000;
 
+/// One page of the `devices` table after the id `$1`, `$2` rows.
 pub const DEVICES: &str =
     "SELECT device_id, first_seen, last_seen, meta, status, status_changed_at \
      FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2";
@@ -51,7 +52,9 @@ pub const LATEST_NEXT: &str =
 /// What one load found.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Loaded {
+    /// Rows of the `devices` table.
     pub devices: usize,
+    /// Series whose newest reading was loaded.
     pub series: usize,
 }
 

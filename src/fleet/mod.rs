@@ -41,6 +41,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry, not loaded yet.
     pub fn new(cfg: &ApiConfig) -> Registry {
         Registry {
             fleet: RwLock::new(Fleet::new(cfg.offline_after)),
@@ -66,13 +67,17 @@ fn write(fleet: &RwLock<Fleet>) -> RwLockWriteGuard<'_, Fleet> {
 
 /// What [`track`] needs.
 pub struct Tracker {
+    /// The registry to fill and keep current.
     pub registry: Arc<Registry>,
     /// Subscribed before the writers start, so nothing committed is missed.
     pub feed: LiveReceiver,
     /// To announce the status changes the registry decides.
     pub live: LiveFeed,
+    /// For the start-up load.
     pub pool: PgPool,
+    /// Device gauges and the lag counter.
     pub metrics: Metrics,
+    /// `api.offline_after`, which sets how often the registry sweeps.
     pub offline_after: Duration,
     /// At most this many latest values are loaded (the ingest series cap).
     pub max_series: usize,

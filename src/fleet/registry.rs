@@ -224,10 +224,12 @@ impl Fleet {
         (self.devices.len(), online)
     }
 
+    /// Devices known.
     pub fn len(&self) -> usize {
         self.devices.len()
     }
 
+    /// Whether no device is known.
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
     }

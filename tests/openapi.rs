@@ -13,14 +13,14 @@ use serde_json::Value;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
-/// (path, method) of every `.route("...", method(...))` in the HTTP sources.
+/// (path, method) of every `.route("...", method(...))` in the sources.
 ///
 /// Axum cannot list a router's routes, so they are read from the code that builds it.
 /// Only literal paths are found: a route added any other way (`nest`, a constant) must
 /// be added here.
 fn router_routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
-    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http")];
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
     while let Some(path) = files.pop() {
         if path.is_dir() {
             for entry in std::fs::read_dir(&path).expect("readable dir") {

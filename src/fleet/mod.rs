@@ -163,14 +163,10 @@ async fn follow(
                 None => return,
             },
             _ = tick.tick() => {
-                let now = Utc::now();
-                let mut fleet = write(&registry.fleet);
-                let changed = fleet.sweep(now, ANNOUNCE_PER_SWEEP);
-                let (known, online) = fleet.counts(now);
-                drop(fleet);
-                metrics.devices_known.set(known as i64);
-                metrics.devices_online.set(online as i64);
-                announce(live, changed);
+                let swept = write(&registry.fleet).sweep(Utc::now(), ANNOUNCE_PER_SWEEP);
+                metrics.devices_known.set(swept.known as i64);
+                metrics.devices_online.set(swept.online as i64);
+                announce(live, swept.changed);
             }
         }
     }

@@ -103,7 +103,7 @@ fn the_status_is_computed_at_read_time_even_before_a_sweep() {
 fn an_offline_status_holds_until_the_next_reading_or_online() {
     let mut f = Fleet::new(AFTER);
     f.apply_readings(&[reading("a", "m", 0, 1.0)], t(0));
-    f.sweep(t(0), 10).changed;
+    f.sweep(t(0), 10);
     f.apply_update(&status("a", false), t(1));
     assert_eq!(f.get("a", t(2)).expect("known").status, Status::Offline);
     assert!(

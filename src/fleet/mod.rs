@@ -151,12 +151,16 @@ async fn follow(
                     write(&registry.fleet).apply_readings(&batch, Utc::now());
                 }
                 Some(LiveEvent::Device(update)) => {
+                    // The registry's own announcements come back here too; applying them
+                    // changes nothing (offline for a silent device, online for one just
+                    // heard from).
                     write(&registry.fleet).apply_update(&update, Utc::now());
                 }
                 Some(LiveEvent::Anomaly(_)) => {}
                 Some(LiveEvent::Lagged(n)) => {
-                    // Only latest values can be stale now; the next reading of each
-                    // series fixes them. Statuses are recomputed from time anyway.
+                    // Skipped readings leave latest values stale until the next reading of
+                    // each series; a skipped Last Will leaves the status to the silence
+                    // timeout. Nothing else depends on seeing every message.
                     metrics.fleet_lagged.inc_by(n);
                     tracing::warn!(skipped = n, "device registry fell behind the live feed");
                 }

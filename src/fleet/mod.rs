@@ -152,7 +152,7 @@ async fn follow(
                 }
                 Some(LiveEvent::Device(update)) => {
                     // The registry's own announcements come back here too; applying them
-                    // changes nothing (offline for a silent device, online for one just
+                    // changes no status (offline for a silent device, online for one just
                     // heard from).
                     write(&registry.fleet).apply_update(&update, Utc::now());
                 }

@@ -46,7 +46,12 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DevicesQuery>,
 ) -> Result<Json<DeviceList>, AppError> {
-    let limit = params::limit(query.limit, state.api.page_size, state.api.max_page_size)?;
+    let limit = params::bounded(
+        "limit",
+        query.limit,
+        state.api.page_size,
+        state.api.max_page_size,
+    )?;
     if query.q.as_ref().is_some_and(|q| q.len() > 1024) {
         return Err(bad("q", "is longer than 1024 bytes"));
     }

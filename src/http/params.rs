@@ -3,6 +3,8 @@
 //!
 //! Convention: an unknown parameter is a 400 (declare the struct with
 //! `#[serde(deny_unknown_fields)]`), so a typo such as `limt=10` is never silently ignored.
+//! `ApiQuery` cannot take a repeated parameter (`filter=a&filter=b`): read those from
+//! `axum::extract::RawQuery` with `url::form_urlencoded::parse`, and answer with [`bad`].
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -120,12 +122,18 @@ pub fn check_id(s: &str) -> Result<(), String> {
     }
 }
 
-/// A page size: `default` when absent, 1..=`max` otherwise.
-pub fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, AppError> {
+/// A count parameter such as `limit` or `max_points`: `default` when absent, else
+/// 1..=`max`.
+pub fn bounded(
+    name: &str,
+    given: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, AppError> {
     match given {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(bad("limit", format!("{n} is not between 1 and {max}"))),
+        Some(n) => Err(bad(name, format!("{n} is not between 1 and {max}"))),
     }
 }
 
@@ -193,10 +201,11 @@ mod tests {
 
     #[test]
     fn limits_are_bounded() {
-        assert_eq!(limit(None, 100, 1000).ok(), Some(100));
-        assert_eq!(limit(Some(1000), 100, 1000).ok(), Some(1000));
-        assert!(limit(Some(0), 100, 1000).is_err());
-        let AppError::Client(_, m) = limit(Some(1001), 100, 1000).expect_err("too big") else {
+        assert_eq!(bounded("limit", None, 100, 1000).ok(), Some(100));
+        assert_eq!(bounded("limit", Some(1000), 100, 1000).ok(), Some(1000));
+        assert!(bounded("limit", Some(0), 100, 1000).is_err());
+        let too_big = bounded("limit", Some(1001), 100, 1000);
+        let AppError::Client(_, m) = too_big.expect_err("too big") else {
             panic!("a client error")
         };
         assert!(m.contains("`limit`"), "{m}");

@@ -83,6 +83,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         queue_tx,
     ));
     let live = LiveFeed::new(settings.live.capacity, metrics.clone());
+    let (stream_hub, hub_task) =
+        crate::stream::Hub::new(settings.stream.clone(), &live, metrics.clone());
+    tracker.spawn(hub_task.run(stop.clone()));
 
     let (batch_tx, batch_rx) = mpsc::channel(settings.writer.writers);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -146,6 +149,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         ack_lag,
         live: live.clone(),
         pool: pool.clone(),
+        stream: stream_hub,
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await

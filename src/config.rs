@@ -48,6 +48,7 @@ pub struct Settings {
     pub http: HttpConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub stream: crate::stream::StreamConfig,
 }
 
 /// The broker connection.
@@ -375,6 +376,9 @@ impl Settings {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        self.stream
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
         if self.writer.retry_min > self.writer.retry_max {
             return Err(invalid(
                 "writer.retry_min",

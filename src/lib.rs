@@ -8,6 +8,7 @@
 //! - [`store`]: migrations, the batcher and writers, binary COPY, dead letters.
 //! - [`live`]: the broadcast of committed readings, device updates and anomalies.
 //! - [`detect`]: per-series anomaly detection.
+//! - [`stream`]: live readings, device updates and anomalies to WebSocket and SSE clients.
 //! - [`http`]: health, readiness, metrics and HTTP ingest.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
@@ -21,3 +22,4 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod store;
+pub mod stream;

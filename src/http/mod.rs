@@ -3,6 +3,8 @@
 mod error;
 mod ingest;
 mod probes;
+mod sse;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub live: LiveFeed,
     /// Queries for the read API (history, export, registry).
     pub pool: PgPool,
+    /// Fan-out of the live feed to WebSocket and SSE clients.
+    pub stream: crate::stream::Hub,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).
@@ -49,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/ws", get(ws::ws))
+        .route("/api/v1/stream", get(sse::stream))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

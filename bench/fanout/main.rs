@@ -29,7 +29,10 @@ use tokio_util::sync::CancellationToken;
 use process::Vigil;
 
 #[derive(Parser, Debug)]
-#[command(name = "vigil-bench-fanout", about = "vigil WebSocket fan-out benchmark")]
+#[command(
+    name = "vigil-bench-fanout",
+    about = "vigil WebSocket fan-out benchmark"
+)]
 struct Args {
     #[arg(long, env = "VIGIL_DATABASE_URL")]
     database_url: String,
@@ -59,7 +62,9 @@ const SERIES_PER_CLIENT: usize = 5;
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
 fn port_of(url: &str) -> anyhow::Result<u16> {
-    url::Url::parse(url)?.port().context("the MQTT URL needs a port")
+    url::Url::parse(url)?
+        .port()
+        .context("the MQTT URL needs a port")
 }
 
 fn percentile(sorted: &[i64], p: f64) -> f64 {
@@ -100,7 +105,11 @@ async fn main() -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    let vigil = Vigil::start(&args.database_url, &args.mqtt_url, args.idle_clients + args.clients + 10)?;
+    let vigil = Vigil::start(
+        &args.database_url,
+        &args.mqtt_url,
+        args.idle_clients + args.clients + 10,
+    )?;
     vigil.wait_ready().await?;
     let rss_start = vigil.rss_kib();
     let n = (args.rate * args.seconds as f64) as u64;
@@ -110,12 +119,19 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("==> 1. {n} readings at {} /s, no client", args.rate);
     let rate_alone = ingest(&args, &vigil, n, Some(args.rate), "fo", series).await?;
 
-    eprintln!("==> 2. the same with {} clients × {SERIES_PER_CLIENT} series", args.clients);
+    eprintln!(
+        "==> 2. the same with {} clients × {SERIES_PER_CLIENT} series",
+        args.clients
+    );
     let ws = clients::connect_many(vigil.addr, args.clients, 100, |i| {
-        (0..SERIES_PER_CLIENT).map(|k| format!("fo-{i}/m{k}")).collect()
+        (0..SERIES_PER_CLIENT)
+            .map(|k| format!("fo-{i}/m{k}"))
+            .collect()
     })
     .await?;
-    vigil.wait_metric(ws_gauge, args.clients as f64, RUN_LIMIT).await?;
+    vigil
+        .wait_metric(ws_gauge, args.clients as f64, RUN_LIMIT)
+        .await?;
     let rss_active = vigil.rss_kib();
     let lagged_before = vigil.metric("vigil_stream_lagged_total").await?;
     let sent_before = vigil.metric("vigil_stream_readings_sent_total").await?;
@@ -123,7 +139,11 @@ async fn main() -> anyhow::Result<()> {
     let measuring = clients::measure(ws, stop.clone());
     let rate_clients = ingest(&args, &vigil, n, Some(args.rate), "fo", series).await?;
     vigil
-        .wait_metric("vigil_stream_readings_sent_total", sent_before + n as f64, RUN_LIMIT)
+        .wait_metric(
+            "vigil_stream_readings_sent_total",
+            sent_before + n as f64,
+            RUN_LIMIT,
+        )
         .await
         .ok();
     // The last frames are on the wire; give them a moment to be read.
@@ -133,7 +153,11 @@ async fn main() -> anyhow::Result<()> {
     let lagged = vigil.metric("vigil_stream_lagged_total").await? - lagged_before;
     let mut lat = seen.latencies_us.clone();
     lat.sort_unstable();
-    let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 1.0));
+    let (p50, p99, max) = (
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0),
+    );
     eprintln!(
         "    received {} of {n} readings in {} frames; p50 {p50:.1} ms, p99 {p99:.1} ms; \
          lagged {lagged} (client-side notices {}), errors {}",
@@ -147,7 +171,10 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("==> 3. burst of {} messages, no client", args.burst);
     let burst_alone = ingest(&args, &vigil, args.burst, None, "ba", 5000).await?;
 
-    eprintln!("==> 4. the burst with {} idle clients and one stalled client", args.idle_clients);
+    eprintln!(
+        "==> 4. the burst with {} idle clients and one stalled client",
+        args.idle_clients
+    );
     let rss_before_idle = vigil.rss_kib();
     let idle_ws = clients::connect_many(vigil.addr, args.idle_clients, 200, |i| {
         vec![format!("idle-{i}/m0")]

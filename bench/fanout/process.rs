@@ -63,7 +63,10 @@ impl Vigil {
         let deadline = Instant::now() + limit;
         let mut report = Instant::now();
         loop {
-            let stored = self.metric("vigil_readings_stored_total").await.unwrap_or(0.0);
+            let stored = self
+                .metric("vigil_readings_stored_total")
+                .await
+                .unwrap_or(0.0);
             if stored >= rows {
                 return Ok(Instant::now());
             }
@@ -95,8 +98,8 @@ impl Vigil {
 
     /// Resident memory now, in KiB.
     pub fn rss_kib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -66,6 +66,7 @@ async fn sse_streams_backfill_live_readings_and_device_events() {
     let app = vigil::app::start(s).await.expect("vigil starts");
     let base = format!("http://{}", app.addr);
     wait_ready(&base).await;
+    common::ws::wait_schema(&pg.url()).await;
 
     // Bad parameters: 400 naming the parameter.
     for (query, names) in [

@@ -4,6 +4,7 @@
 //! - [`index`]: the subscription index the hub matches readings against.
 //! - [`hub`]: the one task that reads the live feed and fills per-client bounded queues,
 //!   never waiting for a client.
+//! - [`client`]: a client's deliveries and signals, and when it counts as too slow.
 //! - [`session`]: one client's protocol as plain code: subscriptions, 20 ms batches, the
 //!   backfill/live seam.
 //! - [`shell`]: the async loop around a session, shared by both transports.
@@ -11,6 +12,7 @@
 //! - [`protocol`]: the JSON messages.
 
 pub mod backfill;
+pub mod client;
 pub mod config;
 pub mod filter;
 pub mod hub;

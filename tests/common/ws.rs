@@ -10,6 +10,14 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use chrono::{TimeZone, Utc};
+use vigil::app::App;
+use vigil::config::Settings;
+use vigil::ingest::reading::Reading;
+
+use super::vigil::{metric, settings, wait_ready};
+use super::{count_rows, wait_for, Mosquitto, Postgres};
+
 /// How long any single wait for a frame may take before the test fails.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -127,4 +135,84 @@ pub fn tally(readings: &[Seen]) -> HashMap<(String, String, i64), usize> {
         *counts.entry((d.clone(), m.clone(), *ts)).or_insert(0) += 1;
     }
     counts
+}
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A vigil on private PostgreSQL and Mosquitto, ready.
+pub struct Env {
+    pub pg: Postgres,
+    pub broker: Mosquitto,
+    pub app: App,
+    pub base: String,
+}
+
+pub async fn start(id: &str, tune: impl FnOnce(&mut Settings)) -> Env {
+    let pg = Postgres::start().await;
+    let broker = Mosquitto::start();
+    let mut s = settings(&pg.url(), &broker.url(), id);
+    tune(&mut s);
+    let app = vigil::app::start(s).await.expect("vigil starts");
+    let base = format!("http://{}", app.addr);
+    wait_ready(&base).await;
+    wait_schema(&pg.url()).await;
+    Env {
+        pg,
+        broker,
+        app,
+        base,
+    }
+}
+
+impl Env {
+    pub async fn wait_rows(&self, n: i64) {
+        let db = self.pg.url();
+        wait_for(&format!("{n} rows stored"), WAIT, move || {
+            let db = db.clone();
+            async move { count_rows(&db, "SELECT count(*) FROM readings").await >= n }
+        })
+        .await;
+    }
+
+    pub async fn wait_metric(&self, name: &str, at_least: f64) {
+        let (base, name) = (self.base.clone(), name.to_owned());
+        wait_for(&format!("{name} >= {at_least}"), WAIT, move || {
+            let (base, name) = (base.clone(), name.clone());
+            async move { metric(&base, &name).await >= at_least }
+        })
+        .await;
+    }
+}
+
+pub fn payload(ts_ms: i64, value: f64) -> String {
+    json!({"ts": ts_ms, "value": value}).to_string()
+}
+
+pub fn key(d: &str, m: &str, ts: i64) -> (String, String, i64) {
+    (d.to_owned(), m.to_owned(), ts)
+}
+
+/// `n` readings of one series for injecting straight into the live feed.
+pub fn batch(device: &str, metric: &str, first_ms: i64, n: usize) -> Vec<Reading> {
+    (0..n)
+        .map(|i| Reading {
+            device_id: device.into(),
+            metric: metric.into(),
+            ts: Utc.timestamp_millis_opt(first_ms + i as i64).unwrap(),
+            value: i as f64,
+        })
+        .collect()
+}
+
+/// Waits until the migrations created `readings` (`/readyz` does not wait for them).
+pub async fn wait_schema(db: &str) {
+    let db = db.to_owned();
+    wait_for("the readings table", WAIT, move || {
+        let db = db.clone();
+        async move {
+            let sql = "SELECT count(*) FROM pg_tables WHERE tablename = 'readings'";
+            count_rows(&db, sql).await >= 1
+        }
+    })
+    .await;
 }

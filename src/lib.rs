@@ -9,7 +9,9 @@
 //! - [`live`]: the broadcast of committed readings, device updates and anomalies.
 //! - [`detect`]: per-series anomaly detection.
 //! - [`fleet`]: the in-memory device registry (status, metadata, latest values).
-//! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI.
+//! - [`stream`]: live readings, device updates and anomalies to WebSocket and SSE clients.
+//! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI, WebSocket
+//!   and SSE.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
 
@@ -23,3 +25,4 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod store;
+pub mod stream;

@@ -32,10 +32,10 @@ pub struct ErrorBody {
         super::devices::list,
         super::devices::get_one,
         openapi_json,
+        super::sse::stream,
         // ---- Paths documented by the other parts of the API: add one line each. ----
         // /api/v1/readings, /api/v1/export (history and export)
         // /api/v1/anomalies (detection)
-        // /api/v1/stream (Server-Sent Events)
         // -------------------------------------------------------------------------------
     ),
     components(schemas(ErrorBody)),
@@ -44,6 +44,7 @@ pub struct ErrorBody {
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "ingest", description = "Readings over HTTP"),
         (name = "devices", description = "The fleet: status, metadata, latest values"),
+        (name = "stream", description = "Live readings, device updates and anomalies"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,8 @@
 //! - [`store`]: migrations, the batcher and writers, binary COPY, dead letters.
 //! - [`live`]: the broadcast of committed readings, device updates and anomalies.
 //! - [`detect`]: per-series anomaly detection.
+//! - [`history`]: downsampled history over rollups, export encoding; retention is in
+//!   [`store::retention`].
 //! - [`http`]: health, readiness, metrics and HTTP ingest.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
@@ -16,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod detect;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod live;

@@ -1,8 +1,10 @@
 //! The HTTP API: health, metrics and ingest.
 
 mod error;
+pub mod export;
 mod ingest;
 mod probes;
+pub mod readings;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub live: LiveFeed,
     /// Queries for the read API (history, export, registry).
     pub pool: PgPool,
+    /// History and export settings.
+    pub history: Arc<crate::history::HistoryConfig>,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).
@@ -49,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/api/v1/readings", get(readings::readings))
+        .route("/api/v1/export", get(export::export))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

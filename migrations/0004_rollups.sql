@@ -86,11 +86,16 @@ END
 $$;
 
 DO $$
+DECLARE
+    hypertable boolean := false;
 BEGIN
+    -- Dynamic SQL: on plain PostgreSQL the Timescale view does not exist at all.
+    IF to_regclass('timescaledb_information.hypertables') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables '
+                'WHERE hypertable_name = ''readings'')' INTO hypertable;
+    END IF;
     DROP TRIGGER IF EXISTS readings_mark_late ON readings;
-    IF to_regclass('timescaledb_information.hypertables') IS NOT NULL
-       AND EXISTS (SELECT 1 FROM timescaledb_information.hypertables
-                   WHERE hypertable_name = 'readings') THEN
+    IF hypertable THEN
         CREATE TRIGGER readings_mark_late AFTER INSERT ON readings
             FOR EACH ROW EXECUTE FUNCTION vigil_mark_late_reading();
     ELSE

@@ -138,6 +138,9 @@ impl Rollups {
         loop {
             match catch_up(&self.pool, &self.cfg, Utc::now(), &stop, &self.metrics).await {
                 Ok(()) => delay = self.cfg.rollup_interval,
+                Err(e) if schema_pending(&e) => {
+                    tracing::debug!("rollup tables not migrated yet");
+                }
                 Err(e) => {
                     self.metrics.rollup_errors.inc();
                     tracing::warn!(error = %e, retry_in = ?delay, "rollup pass failed");
@@ -150,6 +153,11 @@ impl Rollups {
             }
         }
     }
+}
+
+/// Whether the error means the migrations have not created the tables yet (start-up).
+pub fn schema_pending(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01"))
 }
 
 /// Runs passes until there is nothing left to do at `now` (or `stop`).

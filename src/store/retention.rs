@@ -159,8 +159,13 @@ impl Retention {
             return;
         }
         loop {
+            let mut wait = self.cfg.interval;
             match enforce(&self.pool, &self.cfg, Utc::now(), &stop, &self.metrics).await {
                 Ok(deleted) => tracing::debug!(deleted, "retention pass done"),
+                Err(e) if crate::history::rollup::schema_pending(&e) => {
+                    // Start-up: the migrations are still running.
+                    wait = wait.min(Duration::from_secs(1));
+                }
                 Err(e) => {
                     self.metrics.retention_errors.inc();
                     tracing::warn!(error = %e, "retention pass failed; retrying next interval");
@@ -168,7 +173,7 @@ impl Retention {
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.interval) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

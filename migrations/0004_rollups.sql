@@ -15,6 +15,11 @@
 --
 -- Buckets are cut with date_bin from the Unix epoch: independent of the session time zone.
 
+-- The rollup task reads readings by time range through the BRIN index on ts: keep new
+-- block ranges summarized as they fill, not only at the next VACUUM (unsummarized ranges
+-- are scanned in full by every range query).
+ALTER INDEX IF EXISTS readings_ts_brin SET (autosummarize = on);
+
 CREATE TABLE IF NOT EXISTS readings_1m (
     device_id text             NOT NULL,
     metric    text             NOT NULL,

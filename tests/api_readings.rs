@@ -13,14 +13,20 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::vigil::metric;
 use common::{wait_for, Postgres};
 use reqwest::StatusCode;
-use support::{assert_error, get_json, insert_one, insert_series, points, q, start, wait_rolled_up};
+use support::{
+    assert_error, get_json, insert_one, insert_series, points, q, start, wait_rolled_up,
+};
 
 fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(3600), 0).unwrap()
 }
 
 async fn queries_from(base: &str, source: &str) -> f64 {
-    metric(base, &format!("vigil_history_queries_total{{source=\"{source}\"}}")).await
+    metric(
+        base,
+        &format!("vigil_history_queries_total{{source=\"{source}\"}}"),
+    )
+    .await
 }
 
 /// Rows of `readings_{1m,1h}` that disagree with the same aggregation of raw readings
@@ -43,7 +49,10 @@ async fn rollup_mismatches(pool: &sqlx::PgPool, table: &str, width: &str) -> (i6
          FROM e FULL JOIN {table} m ON e.device_id = m.device_id AND e.metric = m.metric \
            AND e.bucket = m.bucket"
     );
-    sqlx::query_as(&sql).fetch_one(pool).await.expect("comparison query")
+    sqlx::query_as(&sql)
+        .fetch_one(pool)
+        .await
+        .expect("comparison query")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +94,11 @@ async fn downsampled_history_keeps_peaks_matches_raw_and_names_bad_parameters() 
     assert_eq!(body["metric"], "temperature");
     assert_eq!(body["downsampled"], true);
     let pts = points(&body);
-    assert!(pts.len() <= 1000 && pts.len() >= 500, "{} points", pts.len());
+    assert!(
+        pts.len() <= 1000 && pts.len() >= 500,
+        "{} points",
+        pts.len()
+    );
     assert!(pts.windows(2).all(|w| w[0].0 < w[1].0), "time-ordered");
     assert!(pts.contains(&(spike_ts, 1e6)), "the spike is kept");
     assert!(pts.contains(&(dip_ts, -1e6)), "the dip is kept");
@@ -129,7 +142,10 @@ async fn downsampled_history_keeps_peaks_matches_raw_and_names_bad_parameters() 
     assert_eq!(body["downsampled"], true);
 
     // A small range comes back raw and complete: exactly the stored readings.
-    let (from, to) = (start_ts + TimeDelta::hours(5), start_ts + TimeDelta::hours(5) + TimeDelta::minutes(10));
+    let (from, to) = (
+        start_ts + TimeDelta::hours(5),
+        start_ts + TimeDelta::hours(5) + TimeDelta::minutes(10),
+    );
     let path = format!(
         "/api/v1/readings?device=pump-7&metric=temperature&from={}&to={}",
         q(from),
@@ -158,8 +174,11 @@ async fn downsampled_history_keeps_peaks_matches_raw_and_names_bad_parameters() 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(points(&body), vec![(recent, 3.25)]);
     // A known series with nothing in range is an empty answer, not a 404.
-    let (status, body) =
-        get_json(&base, "/api/v1/readings?device=pump-8&metric=flow&from=0&to=1000").await;
+    let (status, body) = get_json(
+        &base,
+        "/api/v1/readings?device=pump-8&metric=flow&from=0&to=1000",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(points(&body).is_empty());
 
@@ -202,14 +221,30 @@ async fn late_readings_in_a_rolled_up_minute_show_up_in_history() {
     let (base, pool) = (v.base.clone(), v.pool.clone());
 
     let now = Utc::now();
-    let mut minute = DateTime::from_timestamp(now.timestamp() - now.timestamp().rem_euclid(60), 0).unwrap();
+    let mut minute =
+        DateTime::from_timestamp(now.timestamp() - now.timestamp().rem_euclid(60), 0).unwrap();
     if now - minute > TimeDelta::seconds(40) {
         minute += TimeDelta::minutes(1);
     }
     // Readings in the current (or next) minute, plus a day of older ones for context.
-    insert_series(&pool, "late-1", "temp", minute - TimeDelta::hours(10), 3600, 10.0).await;
+    insert_series(
+        &pool,
+        "late-1",
+        "temp",
+        minute - TimeDelta::hours(10),
+        3600,
+        10.0,
+    )
+    .await;
     for i in 0..10 {
-        insert_one(&pool, "late-1", "temp", minute + TimeDelta::seconds(i * 5), 25.0).await;
+        insert_one(
+            &pool,
+            "late-1",
+            "temp",
+            minute + TimeDelta::seconds(i * 5),
+            25.0,
+        )
+        .await;
     }
     wait_rolled_up(&pool, minute + TimeDelta::minutes(1)).await;
     let n: i64 = sqlx::query_scalar(
@@ -237,13 +272,17 @@ async fn late_readings_in_a_rolled_up_minute_show_up_in_history() {
 
     // A late reading lands in that minute; the answer includes it once it is recomputed.
     insert_one(&pool, "late-1", "temp", late_ts, 999.0).await;
-    wait_for("the late reading in history", Duration::from_secs(60), || {
-        let (base, path) = (base.clone(), path.clone());
-        async move {
-            let (status, body) = get_json(&base, &path).await;
-            status == StatusCode::OK && points(&body).contains(&(late_ts, 999.0))
-        }
-    })
+    wait_for(
+        "the late reading in history",
+        Duration::from_secs(60),
+        || {
+            let (base, path) = (base.clone(), path.clone());
+            async move {
+                let (status, body) = get_json(&base, &path).await;
+                status == StatusCode::OK && points(&body).contains(&(late_ts, 999.0))
+            }
+        },
+    )
     .await;
     wait_for("the late minute counted", Duration::from_secs(10), || {
         let base = base.clone();

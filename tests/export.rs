@@ -58,10 +58,26 @@ fn parse_arrow(bytes: Vec<u8>) -> (Vec<Row>, usize) {
     for batch in reader {
         let b = batch.expect("record batch");
         batches += 1;
-        let d = b.column(0).as_any().downcast_ref::<StringArray>().expect("utf8");
-        let m = b.column(1).as_any().downcast_ref::<StringArray>().expect("utf8");
-        let t = b.column(2).as_any().downcast_ref::<TimestampMicrosecondArray>().expect("ts");
-        let v = b.column(3).as_any().downcast_ref::<Float64Array>().expect("f64");
+        let d = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8");
+        let m = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8");
+        let t = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("ts");
+        let v = b
+            .column(3)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
         for i in 0..b.num_rows() {
             rows.push((
                 d.value(i).to_owned(),
@@ -85,31 +101,48 @@ async fn csv_and_arrow_round_trip_every_row() {
             insert_series(&pool, device, metric, t0, 2_500, 0.25).await;
         }
     }
-    let range = format!("from={}&to={}", q(t0 - TimeDelta::seconds(1)), q(Utc::now()));
+    let range = format!(
+        "from={}&to={}",
+        q(t0 - TimeDelta::seconds(1)),
+        q(Utc::now())
+    );
     let client = reqwest::Client::new();
 
     // One series as CSV: every row, in time order, exactly.
     let r = client
-        .get(format!("{base}/api/v1/export?device=exp-1&metric=temp&{range}"))
+        .get(format!(
+            "{base}/api/v1/export?device=exp-1&metric=temp&{range}"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
-    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
-    assert!(disposition.starts_with("attachment; filename=\"vigil-exp-1-temp.csv\""), "{disposition}");
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"vigil-exp-1-temp.csv\""),
+        "{disposition}"
+    );
     let rows = parse_csv(&r.text().await.unwrap());
     assert_eq!(rows.len(), 2_500);
     assert_eq!(rows, stored(&pool, Some("exp-1"), Some("temp")).await);
 
     // One device as Arrow: every metric, several record batches, every row.
     let r = client
-        .get(format!("{base}/api/v1/export?device=exp-2&format=arrow&{range}"))
+        .get(format!(
+            "{base}/api/v1/export?device=exp-2&format=arrow&{range}"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "application/vnd.apache.arrow.stream");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.apache.arrow.stream"
+    );
     assert!(r.headers()["content-disposition"]
         .to_str()
         .unwrap()
@@ -119,16 +152,26 @@ async fn csv_and_arrow_round_trip_every_row() {
     assert!(batches >= 5, "{batches} batches of at most 1000 rows");
 
     // The whole fleet (storage order), and one metric across the fleet.
-    let r = client.get(format!("{base}/api/v1/export?{range}")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/api/v1/export?{range}"))
+        .send()
+        .await
+        .unwrap();
     let all: BTreeSet<String> = parse_csv(&r.text().await.unwrap())
         .into_iter()
         .map(|r| format!("{r:?}"))
         .collect();
-    let want: BTreeSet<String> = stored(&pool, None, None).await.into_iter().map(|r| format!("{r:?}")).collect();
+    let want: BTreeSet<String> = stored(&pool, None, None)
+        .await
+        .into_iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
     assert_eq!(all.len(), 10_000);
     assert_eq!(all, want);
     let r = client
-        .get(format!("{base}/api/v1/export?metric=hum&format=arrow&{range}"))
+        .get(format!(
+            "{base}/api/v1/export?metric=hum&format=arrow&{range}"
+        ))
         .send()
         .await
         .unwrap();
@@ -138,13 +181,17 @@ async fn csv_and_arrow_round_trip_every_row() {
 
     // An empty range is a valid, empty file in both formats.
     let r = client
-        .get(format!("{base}/api/v1/export?device=exp-1&metric=temp&from=0&to=1000"))
+        .get(format!(
+            "{base}/api/v1/export?device=exp-1&metric=temp&from=0&to=1000"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "device_id,metric,ts,value\n");
     let r = client
-        .get(format!("{base}/api/v1/export?device=exp-1&format=arrow&from=0&to=1000"))
+        .get(format!(
+            "{base}/api/v1/export?device=exp-1&format=arrow&from=0&to=1000"
+        ))
         .send()
         .await
         .unwrap();
@@ -164,7 +211,13 @@ async fn csv_and_arrow_round_trip_every_row() {
         let path = format!("/api/v1/export?{query}");
         assert_error(&base, &path, StatusCode::BAD_REQUEST, param).await;
     }
-    assert_error(&base, "/api/v1/export?device=ghost", StatusCode::NOT_FOUND, "ghost").await;
+    assert_error(
+        &base,
+        "/api/v1/export?device=ghost",
+        StatusCode::NOT_FOUND,
+        "ghost",
+    )
+    .await;
     let path = "/api/v1/export?device=exp-1&metric=pressure";
     assert_error(&base, path, StatusCode::NOT_FOUND, "pressure").await;
 

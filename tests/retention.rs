@@ -14,18 +14,32 @@ use common::{wait_for, Postgres};
 use support::{insert_series, start};
 
 async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Rollup rows for `n` consecutive buckets of `width` from `start` (inserted directly:
 /// the rollup task is off here so that only retention touches these tables).
-async fn insert_rollups(pool: &sqlx::PgPool, table: &str, start: DateTime<Utc>, n: i64, width: &str) {
+async fn insert_rollups(
+    pool: &sqlx::PgPool,
+    table: &str,
+    start: DateTime<Utc>,
+    n: i64,
+    width: &str,
+) {
     let sql = format!(
         "INSERT INTO {table} (device_id, metric, bucket, n, sum, min, min_ts, max, max_ts) \
          SELECT 'ret-1', 'temp', b, 1, 1, 1, b, 1, b FROM \
          (SELECT $1 + i * INTERVAL '{width}' AS b FROM generate_series(0, $2 - 1) AS i) s"
     );
-    sqlx::query(&sql).bind(start).bind(n).execute(pool).await.expect("insert rollups");
+    sqlx::query(&sql)
+        .bind(start)
+        .bind(n)
+        .execute(pool)
+        .await
+        .expect("insert rollups");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,13 +69,17 @@ async fn expired_rows_are_deleted_in_chunks_and_counted() {
     .await
     .unwrap();
     // anomalies: created here when no migration has (its retention needs only `ts`).
-    let had_anomalies: bool =
-        sqlx::query_scalar("SELECT to_regclass('anomalies') IS NOT NULL").fetch_one(&pool).await.unwrap();
+    let had_anomalies: bool = sqlx::query_scalar("SELECT to_regclass('anomalies') IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     if !had_anomalies {
-        sqlx::query("CREATE TABLE anomalies (device_id text, metric text, ts timestamptz NOT NULL)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "CREATE TABLE anomalies (device_id text, metric text, ts timestamptz NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
         sqlx::query(
             "INSERT INTO anomalies SELECT 'ret-1', 'temp', $1 - i * INTERVAL '1 hour' \
              FROM generate_series(0, 47) AS i",
@@ -91,14 +109,27 @@ async fn expired_rows_are_deleted_in_chunks_and_counted() {
 
     let deleted = |table: &'static str| {
         let base = base.clone();
-        async move { metric(&base, &format!("vigil_retention_deleted_rows_total{{table=\"{table}\"}}")).await }
+        async move {
+            metric(
+                &base,
+                &format!("vigil_retention_deleted_rows_total{{table=\"{table}\"}}"),
+            )
+            .await
+        }
     };
     assert_eq!(deleted("readings").await, 1_234.0);
     assert_eq!(deleted("readings_1m").await, 250.0);
     assert_eq!(deleted("readings_1h").await, 0.0);
     assert_eq!(deleted("dead_letters").await, 30.0);
     assert_eq!(count(&pool, "SELECT count(*) FROM readings").await, 500);
-    assert_eq!(count(&pool, "SELECT count(*) FROM readings WHERE ts < now() - INTERVAL '7 days'").await, 0);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM readings WHERE ts < now() - INTERVAL '7 days'"
+        )
+        .await,
+        0
+    );
     assert_eq!(count(&pool, "SELECT count(*) FROM readings_1m").await, 100);
     assert_eq!(count(&pool, "SELECT count(*) FROM readings_1h").await, 300);
     assert_eq!(count(&pool, "SELECT count(*) FROM dead_letters").await, 7);

@@ -21,7 +21,10 @@ use vigil::config::Settings;
 use vigil::ingest::reading::Reading;
 
 #[derive(Parser, Debug)]
-#[command(name = "vigil-bench-history", about = "history query latency with and without rollups")]
+#[command(
+    name = "vigil-bench-history",
+    about = "history query latency with and without rollups"
+)]
 struct Args {
     #[arg(long, env = "VIGIL_DATABASE_URL")]
     database_url: String,
@@ -50,7 +53,14 @@ const RAW_BASELINE: &str = "SELECT count(*)::int8, \
      FROM readings WHERE device_id = $1 AND metric = $2 AND ts >= $3 AND ts <= $4 \
      GROUP BY date_bin($5, ts, $3)";
 
+/// A progress bar on a terminal; plain lines on stderr otherwise (logs, scripts).
 fn bar(len: u64, what: &str) -> ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        let b = ProgressBar::hidden();
+        b.set_length(len);
+        return b;
+    }
     let b = ProgressBar::new(len);
     b.set_style(
         ProgressStyle::with_template(&format!(
@@ -59,6 +69,13 @@ fn bar(len: u64, what: &str) -> ProgressBar {
         .expect("valid template"),
     );
     b
+}
+
+/// Prints `what: pos/len` when the bar is hidden (not a terminal).
+fn note(b: &ProgressBar, what: &str) {
+    if b.is_hidden() {
+        eprintln!("==> {what}: {}/{}", b.position(), b.length().unwrap_or(0));
+    }
 }
 
 /// A plausible temperature: daily cycle, slow drift, noise, rare spikes.
@@ -93,28 +110,41 @@ async fn load(pool: &PgPool, start: DateTime<Utc>, rows: i64, every_s: i64) -> a
             })
             .collect();
         let mut conn = pool.acquire().await?;
-        let mut copy = conn.copy_in_raw("COPY readings FROM STDIN (FORMAT binary)").await?;
+        let mut copy = conn
+            .copy_in_raw("COPY readings FROM STDIN (FORMAT binary)")
+            .await?;
         copy.send(vigil::store::copy::encode(batch.iter())).await?;
         copy.finish().await?;
         i += n;
         progress.set_position(i as u64);
+        if i % 3_000_000 < chunk {
+            note(&progress, "loaded");
+        }
     }
     progress.finish();
     Ok(())
 }
 
-async fn build_rollups(pool: &PgPool, start: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<Duration> {
+async fn build_rollups(
+    pool: &PgPool,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Duration> {
     let began = Instant::now();
     let total = (now - start).num_minutes().max(1) as u64;
     let progress = bar(total, "rolling up (minutes)");
     let watch = {
         let (pool, progress) = (pool.clone(), progress.clone());
         tokio::spawn(async move {
-            loop {
+            for tick in 1_u64.. {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if let Ok(t) = sqlx::query_scalar::<_, DateTime<Utc>>("SELECT rolled_up FROM rollup_state")
-                    .fetch_one(&pool)
-                    .await
+                if tick % 20 == 0 {
+                    note(&progress, "rolled up (minutes)");
+                }
+                if let Ok(t) =
+                    sqlx::query_scalar::<_, DateTime<Utc>>("SELECT rolled_up FROM rollup_state")
+                        .fetch_one(&pool)
+                        .await
                 {
                     progress.set_position((t - start).num_minutes().max(0) as u64);
                 }
@@ -122,8 +152,14 @@ async fn build_rollups(pool: &PgPool, start: DateTime<Utc>, now: DateTime<Utc>) 
         })
     };
     let cfg = vigil::history::HistoryConfig::default();
-    vigil::history::rollup::catch_up(pool, &cfg, now, &CancellationToken::new(), &vigil::metrics::Metrics::new())
-        .await?;
+    vigil::history::rollup::catch_up(
+        pool,
+        &cfg,
+        now,
+        &CancellationToken::new(),
+        &vigil::metrics::Metrics::new(),
+    )
+    .await?;
     watch.abort();
     progress.finish();
     Ok(began.elapsed())
@@ -139,7 +175,13 @@ fn ms(d: Duration) -> String {
 }
 
 /// Latencies of `n` history requests over `span` ending at a random point of the last day.
-async fn through_vigil(base: &str, span: TimeDelta, n: usize, max_points: usize, now: DateTime<Utc>) -> anyhow::Result<(Vec<Duration>, usize)> {
+async fn through_vigil(
+    base: &str,
+    span: TimeDelta,
+    n: usize,
+    max_points: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
     let client = reqwest::Client::new();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
     let mut out = Vec::with_capacity(n);
@@ -167,7 +209,13 @@ async fn through_vigil(base: &str, span: TimeDelta, n: usize, max_points: usize,
 }
 
 /// Latencies of the raw-table baseline (no rollups), same buckets count.
-async fn raw_baseline(pool: &PgPool, span: TimeDelta, n: usize, max_points: usize, now: DateTime<Utc>) -> anyhow::Result<Vec<Duration>> {
+async fn raw_baseline(
+    pool: &PgPool,
+    span: TimeDelta,
+    n: usize,
+    max_points: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(13);
     let mut out = Vec::with_capacity(n);
     let width = span / (max_points as i32 / 2);
@@ -200,8 +248,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("database")?;
     vigil::store::migrate(&pool).await.context("migrations")?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM readings").fetch_one(&pool).await?;
-    anyhow::ensure!(existing == 0, "the database must start empty ({existing} readings found)");
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM readings")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        existing == 0,
+        "the database must start empty ({existing} readings found)"
+    );
 
     let now = Utc::now();
     let now = DateTime::from_timestamp(now.timestamp(), 0).context("now")?;
@@ -210,10 +263,17 @@ async fn main() -> anyhow::Result<()> {
     let began = Instant::now();
     load(&pool, start, rows, args.every_s).await?;
     let load_time = began.elapsed();
+    // What autovacuum does after a bulk load: BRIN summaries and the visibility map.
+    eprintln!("==> VACUUM ANALYZE readings");
+    sqlx::query("VACUUM ANALYZE readings")
+        .execute(&pool)
+        .await?;
     let rollup_time = build_rollups(&pool, start, now).await?;
-    eprintln!("==> VACUUM ANALYZE");
-    for table in ["readings", "readings_1m", "readings_1h"] {
-        sqlx::query(&format!("VACUUM ANALYZE {table}")).execute(&pool).await?;
+    eprintln!("==> VACUUM ANALYZE rollups");
+    for table in ["readings_1m", "readings_1h"] {
+        sqlx::query(&format!("VACUUM ANALYZE {table}"))
+            .execute(&pool)
+            .await?;
     }
 
     let mut s = Settings::default();
@@ -233,16 +293,24 @@ async fn main() -> anyhow::Result<()> {
         rows as f64 / load_time.as_secs_f64(),
         rollup_time.as_secs_f64()
     ));
-    table.push_str(&format!(
-        "| range | max_points | points | vigil p50 ms | vigil p99 ms | raw-table p50 ms | raw / vigil (p50) |\n|---|---|---|---|---|---|---|\n"
-    ));
+    table.push_str(
+        "| range | max_points | points | vigil p50 ms | vigil p99 ms | raw-table p50 ms | raw / vigil (p50) |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
     for (label, days) in [("1 day", 1), ("30 days", 30), ("1 year", 365)] {
         let span = TimeDelta::days(days.min(args.days));
         eprintln!("==> {label}: {} queries through vigil", args.queries);
         let (lat, points) = through_vigil(&base, span, args.queries, args.max_points, now).await?;
-        eprintln!("==> {label}: {} raw-table baseline queries", args.baseline_queries);
+        eprintln!(
+            "==> {label}: {} raw-table baseline queries",
+            args.baseline_queries
+        );
         let raw = raw_baseline(&pool, span, args.baseline_queries, args.max_points, now).await?;
-        let (p50, p99, raw50) = (percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&raw, 0.5));
+        let (p50, p99, raw50) = (
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            percentile(&raw, 0.5),
+        );
         table.push_str(&format!(
             "| {label} | {} | {points} | {} | {} | {} | {:.0}× |\n",
             args.max_points,

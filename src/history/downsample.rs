@@ -174,9 +174,7 @@ impl Downsampler {
     pub fn finish(self, max_points: usize) -> Downsampled {
         let mut points = Vec::with_capacity(self.buckets.len() * 2);
         for (lo, hi) in self.buckets.into_iter().flatten() {
-            let pair = if lo.1 == hi.1 {
-                vec![hi]
-            } else if max_points == 1 {
+            let pair = if lo.1 == hi.1 || max_points == 1 {
                 vec![hi]
             } else if lo.1 < hi.1 {
                 vec![lo, hi]
@@ -278,7 +276,9 @@ mod tests {
         let raw = raw.finish(50);
         // The same readings summarised per minute first, as a rollup would.
         let mut merged = Downsampler::new(grid);
-        for chunk in inside.chunk_by(|a, b| (a.0 + 1_700_000_000) / 60 == (b.0 + 1_700_000_000) / 60) {
+        for chunk in
+            inside.chunk_by(|a, b| (a.0 + 1_700_000_000) / 60 == (b.0 + 1_700_000_000) / 60)
+        {
             let mut p = Partial::reading(t(chunk[0].0), chunk[0].1);
             for &(s, v) in &chunk[1..] {
                 if lower((v, t(s)), (p.min, p.min_ts)) {

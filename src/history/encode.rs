@@ -163,7 +163,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "device_id,metric,ts,value");
         assert_eq!(lines.len(), 4);
-        assert_eq!(lines[2], "d-1,temp,2026-11-18T11:06:40.001001Z,0.3333333333333333");
+        assert_eq!(
+            lines[2],
+            "d-1,temp,2026-11-18T11:06:40.001001Z,0.3333333333333333"
+        );
     }
 
     #[test]
@@ -190,7 +193,10 @@ mod tests {
             let m = col(1);
             let m = m.as_any().downcast_ref::<StringArray>().unwrap();
             let t = col(2);
-            let t = t.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+            let t = t
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap();
             let v = col(3);
             let v = v.as_any().downcast_ref::<Float64Array>().unwrap();
             for i in 0..b.num_rows() {

@@ -85,7 +85,9 @@ pub fn range(
     let to = to.map(|v| time("to", v)).transpose()?.unwrap_or(now);
     let from = match from {
         Some(v) => time("from", v)?,
-        None => to.checked_sub_signed(span).unwrap_or(DateTime::<Utc>::MIN_UTC),
+        None => to
+            .checked_sub_signed(span)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
     };
     if from > to {
         return Err(bad(format!(
@@ -143,7 +145,10 @@ mod tests {
         let e = pairs(Some("device=a&maxpoints=3"), &["device", "max_points"]).unwrap_err();
         assert!(e.0.contains("`maxpoints`"), "{e}");
         let e = pairs(Some("device=a&device=b"), &["device"]).unwrap_err();
-        assert!(e.0.contains("`device`") && e.0.contains("more than once"), "{e}");
+        assert!(
+            e.0.contains("`device`") && e.0.contains("more than once"),
+            "{e}"
+        );
         let p = pairs(Some("device=pump%2D7"), &["device"]).unwrap();
         assert_eq!(get(&p, "device"), Some("pump-7"));
         assert!(pairs(None, &["device"]).unwrap().is_empty());
@@ -153,7 +158,10 @@ mod tests {
     fn times_are_rfc3339_or_unix_millis() {
         let t = time("from", "2026-11-23T13:00:00+01:00").unwrap();
         assert_eq!(t, now());
-        assert_eq!(time("from", &now().timestamp_millis().to_string()).unwrap(), now());
+        assert_eq!(
+            time("from", &now().timestamp_millis().to_string()).unwrap(),
+            now()
+        );
         let e = time("from", "yesterday").unwrap_err();
         assert!(e.0.contains("`from`"), "{e}");
         let e = time("to", "99999999999999999").unwrap_err();
@@ -164,7 +172,13 @@ mod tests {
     fn the_range_defaults_to_the_last_hour_and_refuses_from_after_to() {
         let (f, t) = range(None, None, now(), TimeDelta::hours(1)).unwrap();
         assert_eq!((f, t), (now() - TimeDelta::hours(1), now()));
-        let e = range(Some("2026-11-24T00:00:00Z"), None, now(), TimeDelta::hours(1)).unwrap_err();
+        let e = range(
+            Some("2026-11-24T00:00:00Z"),
+            None,
+            now(),
+            TimeDelta::hours(1),
+        )
+        .unwrap_err();
         assert!(e.0.contains("`from`") && e.0.contains("after"), "{e}");
         let (f, t) = range(Some("0"), Some("0"), now(), TimeDelta::hours(1)).unwrap();
         assert_eq!(f, t);
@@ -182,9 +196,15 @@ mod tests {
 
     #[test]
     fn ids_and_formats_are_checked() {
-        assert_eq!(id("device", Some("pump-7")).unwrap().as_deref(), Some("pump-7"));
+        assert_eq!(
+            id("device", Some("pump-7")).unwrap().as_deref(),
+            Some("pump-7")
+        );
         assert_eq!(id("device", None).unwrap(), None);
-        assert!(id("metric", Some("a/b")).unwrap_err().0.contains("`metric`"));
+        assert!(id("metric", Some("a/b"))
+            .unwrap_err()
+            .0
+            .contains("`metric`"));
         assert_eq!(format(None).unwrap(), Format::Csv);
         assert_eq!(format(Some("arrow")).unwrap(), Format::Arrow);
         assert!(format(Some("parquet")).unwrap_err().0.contains("`format`"));

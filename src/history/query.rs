@@ -28,7 +28,8 @@ const DEVICE_KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM devices WHERE device_id
      OR EXISTS (SELECT 1 FROM readings WHERE device_id = $1) \
      OR EXISTS (SELECT 1 FROM readings_1h WHERE device_id = $1)";
 
-const SERIES_KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM readings WHERE device_id = $1 AND metric = $2) \
+const SERIES_KNOWN: &str =
+    "SELECT EXISTS (SELECT 1 FROM readings WHERE device_id = $1 AND metric = $2) \
      OR EXISTS (SELECT 1 FROM readings_1m WHERE device_id = $1 AND metric = $2) \
      OR EXISTS (SELECT 1 FROM readings_1h WHERE device_id = $1 AND metric = $2)";
 
@@ -77,7 +78,10 @@ pub async fn history(pool: &PgPool, req: Request<'_>) -> Result<Answer, sqlx::Er
             .await?;
         if rows.len() <= req.max_points {
             return Ok(Answer {
-                points: rows.into_iter().map(|(ts, value)| Point { ts, value }).collect(),
+                points: rows
+                    .into_iter()
+                    .map(|(ts, value)| Point { ts, value })
+                    .collect(),
                 downsampled: false,
                 source: Source::Raw,
             });
@@ -194,7 +198,13 @@ mod tests {
 
     #[test]
     fn epoch_seconds_round_trip_to_the_microsecond() {
-        for us in [0_i64, 1, 1_795_000_000_123_457, 1_795_000_000_999_999, -1_000_001] {
+        for us in [
+            0_i64,
+            1,
+            1_795_000_000_123_457,
+            1_795_000_000_999_999,
+            -1_000_001,
+        ] {
             let t = DateTime::from_timestamp_micros(us).unwrap();
             let secs = t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6;
             assert_eq!(from_epoch(secs), Some(t), "{us}");

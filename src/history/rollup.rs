@@ -208,13 +208,9 @@ async fn roll_up(pool: &PgPool, chunk: TimeDelta) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let (watermark, rolled_up): (DateTime<Utc>, DateTime<Utc>) =
         sqlx::query_as(STATE_FOR_UPDATE).fetch_one(&mut *tx).await?;
-    let Step::RollUp { from, to } = next_step(
-        watermark,
-        rolled_up,
-        watermark,
-        TimeDelta::zero(),
-        chunk,
-    ) else {
+    let Step::RollUp { from, to } =
+        next_step(watermark, rolled_up, watermark, TimeDelta::zero(), chunk)
+    else {
         return tx.commit().await;
     };
     sqlx::query(MINUTES_OF_RANGE)
@@ -222,7 +218,8 @@ async fn roll_up(pool: &PgPool, chunk: TimeDelta) -> Result<(), sqlx::Error> {
         .bind(to)
         .execute(&mut *tx)
         .await?;
-    let hour_start = from - TimeDelta::microseconds(from.timestamp_micros().rem_euclid(3_600_000_000));
+    let hour_start =
+        from - TimeDelta::microseconds(from.timestamp_micros().rem_euclid(3_600_000_000));
     sqlx::query(HOURS_OF_RANGE)
         .bind(hour_start)
         .bind(to)
@@ -273,17 +270,53 @@ mod tests {
 
     #[test]
     fn rolls_up_what_is_below_the_watermark_a_chunk_at_a_time() {
-        let step = next_step(t(5, 0, 0), t(1, 0, 0), t(12, 0, 0), TimeDelta::minutes(1), TimeDelta::hours(1));
-        assert_eq!(step, Step::RollUp { from: t(1, 0, 0), to: t(2, 0, 0) });
-        let step = next_step(t(1, 30, 0), t(1, 0, 0), t(12, 0, 0), TimeDelta::minutes(1), TimeDelta::hours(1));
-        assert_eq!(step, Step::RollUp { from: t(1, 0, 0), to: t(1, 30, 0) });
+        let step = next_step(
+            t(5, 0, 0),
+            t(1, 0, 0),
+            t(12, 0, 0),
+            TimeDelta::minutes(1),
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            step,
+            Step::RollUp {
+                from: t(1, 0, 0),
+                to: t(2, 0, 0)
+            }
+        );
+        let step = next_step(
+            t(1, 30, 0),
+            t(1, 0, 0),
+            t(12, 0, 0),
+            TimeDelta::minutes(1),
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            step,
+            Step::RollUp {
+                from: t(1, 0, 0),
+                to: t(1, 30, 0)
+            }
+        );
     }
 
     #[test]
     fn the_watermark_trails_the_clock_by_the_delay_on_minute_bounds() {
-        let step = next_step(t(1, 0, 0), t(1, 0, 0), t(1, 10, 42), TimeDelta::minutes(1), TimeDelta::hours(1));
+        let step = next_step(
+            t(1, 0, 0),
+            t(1, 0, 0),
+            t(1, 10, 42),
+            TimeDelta::minutes(1),
+            TimeDelta::hours(1),
+        );
         assert_eq!(step, Step::Advance { to: t(1, 9, 0) });
-        let step = next_step(t(1, 9, 0), t(1, 9, 0), t(1, 10, 42), TimeDelta::minutes(1), TimeDelta::hours(1));
+        let step = next_step(
+            t(1, 9, 0),
+            t(1, 9, 0),
+            t(1, 10, 42),
+            TimeDelta::minutes(1),
+            TimeDelta::hours(1),
+        );
         assert_eq!(step, Step::Idle);
     }
 }

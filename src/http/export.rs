@@ -95,9 +95,14 @@ pub async fn export(
     let filename = format!(
         "vigil-{}{}.{ext}",
         device.as_deref().unwrap_or("fleet"),
-        metric.as_deref().map(|m| format!("-{m}")).unwrap_or_default()
+        metric
+            .as_deref()
+            .map(|m| format!("-{m}"))
+            .unwrap_or_default()
     );
-    let first = encoder.take().map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let first = encoder
+        .take()
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let job = Job {
         pool: state.pool.clone(),

@@ -100,7 +100,10 @@ pub async fn readings(
         .inc();
     if answer.points.is_empty() {
         // Only an empty answer pays for telling "unknown" from "nothing in range".
-        match query::known(&state.pool, &device, &metric).await.map_err(db_error)? {
+        match query::known(&state.pool, &device, &metric)
+            .await
+            .map_err(db_error)?
+        {
             Known::Series => {}
             Known::DeviceOnly => {
                 return Err(AppError::Client(

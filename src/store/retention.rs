@@ -56,7 +56,6 @@ impl Default for RetentionConfig {
 }
 
 impl RetentionConfig {
-
     /// Checks the values; the error names the key.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.interval.is_zero() {
@@ -73,7 +72,10 @@ impl RetentionConfig {
             ("retention.anomalies", self.anomalies),
         ] {
             if life.is_some_and(|d| d < Duration::from_secs(60)) {
-                return Err((key, "must be at least 1m (or left out: keep forever)".into()));
+                return Err((
+                    key,
+                    "must be at least 1m (or left out: keep forever)".into(),
+                ));
             }
         }
         Ok(())
@@ -113,16 +115,26 @@ impl Table {
 
     fn delete_sql(self) -> &'static str {
         match self {
-            Table::Readings => "DELETE FROM readings WHERE ctid = ANY(ARRAY(\
-                SELECT ctid FROM readings WHERE ts < $1 LIMIT $2))",
-            Table::Minute => "DELETE FROM readings_1m WHERE ctid = ANY(ARRAY(\
-                SELECT ctid FROM readings_1m WHERE bucket < $1 LIMIT $2))",
-            Table::Hour => "DELETE FROM readings_1h WHERE ctid = ANY(ARRAY(\
-                SELECT ctid FROM readings_1h WHERE bucket < $1 LIMIT $2))",
-            Table::DeadLetters => "DELETE FROM dead_letters WHERE ctid = ANY(ARRAY(\
-                SELECT ctid FROM dead_letters WHERE received_at < $1 LIMIT $2))",
-            Table::Anomalies => "DELETE FROM anomalies WHERE ctid = ANY(ARRAY(\
-                SELECT ctid FROM anomalies WHERE ts < $1 LIMIT $2))",
+            Table::Readings => {
+                "DELETE FROM readings WHERE ctid = ANY(ARRAY(\
+                SELECT ctid FROM readings WHERE ts < $1 LIMIT $2))"
+            }
+            Table::Minute => {
+                "DELETE FROM readings_1m WHERE ctid = ANY(ARRAY(\
+                SELECT ctid FROM readings_1m WHERE bucket < $1 LIMIT $2))"
+            }
+            Table::Hour => {
+                "DELETE FROM readings_1h WHERE ctid = ANY(ARRAY(\
+                SELECT ctid FROM readings_1h WHERE bucket < $1 LIMIT $2))"
+            }
+            Table::DeadLetters => {
+                "DELETE FROM dead_letters WHERE ctid = ANY(ARRAY(\
+                SELECT ctid FROM dead_letters WHERE received_at < $1 LIMIT $2))"
+            }
+            Table::Anomalies => {
+                "DELETE FROM anomalies WHERE ctid = ANY(ARRAY(\
+                SELECT ctid FROM anomalies WHERE ts < $1 LIMIT $2))"
+            }
         }
     }
 }

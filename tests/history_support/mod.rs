@@ -26,7 +26,9 @@ pub struct Running {
 pub async fn start(pg: &Postgres, tweak: impl FnOnce(&mut Settings)) -> Running {
     let db = pg.url();
     let pool = PgPool::connect(&db).await.expect("database reachable");
-    vigil::store::migrate(&pool).await.expect("migrations apply");
+    vigil::store::migrate(&pool)
+        .await
+        .expect("migrations apply");
     let mut s = settings(&db, "mqtt://127.0.0.1:1", "vigil-history");
     s.mqtt.enabled = false;
     s.history.rollup_interval = Duration::from_millis(100);
@@ -74,8 +76,13 @@ fn exact_values(json: &mut Value, text: &str) {
 pub async fn assert_error(base: &str, path: &str, status: StatusCode, param: &str) {
     let (got, body) = get_json(base, path).await;
     assert_eq!(got, status, "{path}: {body}");
-    let message = body["error"].as_str().unwrap_or_else(|| panic!("{path}: {body}"));
-    assert!(message.contains(param), "{path}: {message:?} should name {param}");
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{path}: {body}"));
+    assert!(
+        message.contains(param),
+        "{path}: {message:?} should name {param}"
+    );
 }
 
 /// Waits until every late-reading mark has been rolled up and the rollups reach `until`.

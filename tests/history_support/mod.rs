@@ -87,7 +87,7 @@ pub async fn assert_error(base: &str, path: &str, status: StatusCode, param: &st
 
 /// Waits until every late-reading mark has been rolled up and the rollups reach `until`.
 pub async fn wait_rolled_up(pool: &PgPool, until: chrono::DateTime<chrono::Utc>) {
-    wait_for("rollups to catch up", Duration::from_secs(120), || {
+    wait_for("rollups to catch up", Duration::from_secs(300), || {
         let pool = pool.clone();
         async move {
             let (dirty, rolled): (i64, chrono::DateTime<chrono::Utc>) = sqlx::query_as(

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::fleet::{self, Registry};
 use crate::health::Health;
 use crate::http::{router, AppState};
 use crate::ingest::ack_lag::AckLag;
@@ -64,7 +65,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
     let tracker = TaskTracker::new();
 
     if settings.database.migrate_on_start {
-        tracker.spawn(migrate_until_done(pool.clone(), stop.clone()));
+        tracker.spawn(migrate_until_done(
+            pool.clone(),
+            health.clone(),
+            stop.clone(),
+        ));
+    } else {
+        health.set_schema_ready();
     }
     tracker.spawn(watch_database(pool.clone(), health.clone(), stop.clone()));
 
@@ -83,6 +90,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         queue_tx,
     ));
     let live = LiveFeed::new(settings.live.capacity, metrics.clone());
+    // Subscribed before the writers start, so the registry misses nothing committed.
+    let fleet = Arc::new(Registry::new(&settings.api));
+    let fleet_tracker = fleet::Tracker {
+        registry: fleet.clone(),
+        feed: live.subscribe(),
+        live: live.clone(),
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        offline_after: settings.api.offline_after,
+        max_series: settings.ingest.max_series,
+    };
+    tracker.spawn(fleet::track(fleet_tracker, stop.clone()));
 
     let (batch_tx, batch_rx) = mpsc::channel(settings.writer.writers);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -162,6 +181,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         live: live.clone(),
         pool: pool.clone(),
         history: Arc::new(settings.history.clone()),
+        fleet,
+        api: Arc::new(settings.api.clone()),
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await
@@ -207,12 +228,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
 }
 
 /// Applies migrations, retrying while the database is unreachable.
-async fn migrate_until_done(pool: PgPool, stop: CancellationToken) {
+async fn migrate_until_done(pool: PgPool, health: Arc<Health>, stop: CancellationToken) {
     let mut delay = Duration::from_millis(200);
     loop {
         match store::migrate(&pool).await {
             Ok(()) => {
                 tracing::info!("database schema is up to date");
+                health.set_schema_ready();
                 return;
             }
             Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "migrations not applied yet"),

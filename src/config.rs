@@ -50,6 +50,7 @@ pub struct Settings {
     pub log: LogConfig,
     pub history: crate::history::HistoryConfig,
     pub retention: crate::store::retention::RetentionConfig,
+    pub api: crate::fleet::ApiConfig,
 }
 
 /// The broker connection.
@@ -361,6 +362,7 @@ impl Settings {
             ));
         }
         TopicMap::new(&self.ingest.topics).map_err(|e| invalid("ingest.topics", e.to_string()))?;
+        self.api.validate()?;
         let positive = [
             ("ingest.queue_capacity", self.ingest.queue_capacity),
             ("ingest.max_series", self.ingest.max_series),

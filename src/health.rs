@@ -13,6 +13,9 @@ pub struct Health {
     broker_required: bool,
     broker: AtomicBool,
     database: AtomicBool,
+    /// False until the migrations are applied: a reachable database without the
+    /// schema cannot take readings yet.
+    schema: AtomicBool,
 }
 
 /// The readiness answer, serialised as `/readyz`'s body.
@@ -32,6 +35,7 @@ impl Health {
             broker_required,
             broker: AtomicBool::new(false),
             database: AtomicBool::new(false),
+            schema: AtomicBool::new(false),
         }
     }
 
@@ -41,6 +45,11 @@ impl Health {
 
     pub fn set_database(&self, up: bool) {
         self.database.store(up, Ordering::Relaxed);
+    }
+
+    /// Marks the schema as migrated (or managed elsewhere).
+    pub fn set_schema_ready(&self) {
+        self.schema.store(true, Ordering::Relaxed);
     }
 
     pub fn database(&self) -> bool {
@@ -65,6 +74,8 @@ impl Health {
         }
         if !database {
             reasons.push("database unreachable");
+        } else if !self.schema.load(Ordering::Relaxed) {
+            reasons.push("database schema not migrated yet");
         }
         Readiness {
             ready: reasons.is_empty(),
@@ -88,6 +99,7 @@ mod tests {
         let h = Health::new(true);
         assert!(!h.readiness().ready);
         h.set_database(true);
+        h.set_schema_ready();
         assert_eq!(
             h.readiness().reasons,
             vec!["not connected to the MQTT broker"]
@@ -99,9 +111,22 @@ mod tests {
     }
 
     #[test]
+    fn not_ready_until_the_schema_is_migrated() {
+        let h = Health::new(false);
+        h.set_database(true);
+        assert_eq!(
+            h.readiness().reasons,
+            vec!["database schema not migrated yet"]
+        );
+        h.set_schema_ready();
+        assert!(h.readiness().ready);
+    }
+
+    #[test]
     fn broker_does_not_count_when_mqtt_is_off() {
         let h = Health::new(false);
         h.set_database(true);
+        h.set_schema_ready();
         assert!(h.readiness().ready);
         assert_eq!(h.readiness().broker, "disabled");
     }

@@ -8,15 +8,18 @@
 //! - [`store`]: migrations, the batcher and writers, binary COPY, dead letters.
 //! - [`live`]: the broadcast of committed readings, device updates and anomalies.
 //! - [`detect`]: per-series anomaly detection.
+//! - [`fleet`]: the in-memory device registry (status, metadata, latest values).
 //! - [`history`]: downsampled history over rollups, export encoding; retention is in
 //!   [`store::retention`].
-//! - [`http`]: health, readiness, metrics and HTTP ingest.
+//! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI,
+//!   history and export.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
 
 pub mod app;
 pub mod config;
 pub mod detect;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod http;

@@ -73,6 +73,12 @@ pub struct Metrics {
     pub retention_last_run_seconds: prometheus::Gauge,
     /// Retention passes that failed.
     pub retention_errors: IntCounter,
+    /// Devices in the in-memory registry.
+    pub devices_known: IntGauge,
+    /// Of those, devices online (heard from within `api.offline_after`).
+    pub devices_online: IntGauge,
+    /// Live-feed messages the device registry skipped because it fell behind.
+    pub fleet_lagged: IntCounter,
 }
 
 impl Metrics {
@@ -230,6 +236,18 @@ impl Metrics {
                 "Retention passes that failed",
             )
             .expect("valid metric"),
+            devices_known: IntGauge::new("vigil_devices_known", "Devices in the registry")
+                .expect("valid metric"),
+            devices_online: IntGauge::new(
+                "vigil_devices_online",
+                "Devices heard from within api.offline_after and not offline",
+            )
+            .expect("valid metric"),
+            fleet_lagged: IntCounter::new(
+                "vigil_fleet_lagged_messages_total",
+                "Live-feed messages the device registry skipped because it fell behind",
+            )
+            .expect("valid metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -261,6 +279,9 @@ impl Metrics {
             Box::new(m.retention_deleted.clone()),
             Box::new(m.retention_last_run_seconds.clone()),
             Box::new(m.retention_errors.clone()),
+            Box::new(m.devices_known.clone()),
+            Box::new(m.devices_online.clone()),
+            Box::new(m.fleet_lagged.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -66,8 +66,8 @@ pub struct ExportParams {
     params(ExportParams),
     responses(
         (status = 200, description = "text/csv or application/vnd.apache.arrow.stream, streamed"),
-        (status = 400, description = "A bad parameter, named in `error`"),
-        (status = 404, description = "Unknown device or metric"),
+        (status = 400, description = "A bad parameter, named in `error`", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown device or metric", body = super::openapi::ErrorBody),
     ),
     tag = "history"
 )]

@@ -64,8 +64,8 @@ pub(super) fn db_error(e: sqlx::Error) -> AppError {
     params(ReadingsParams),
     responses(
         (status = 200, description = "The series' points", body = HistoryResponse),
-        (status = 400, description = "A bad parameter, named in `error`"),
-        (status = 404, description = "Unknown device or metric"),
+        (status = 400, description = "A bad parameter, named in `error`", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown device or metric", body = super::openapi::ErrorBody),
     ),
     tag = "history"
 )]

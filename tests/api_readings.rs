@@ -2,7 +2,6 @@
 //! right rollup level, matches the raw readings, sees late data; every bad parameter is a
 //! 400 naming it, unknown series a 404.
 
-#[allow(unused_imports)]
 mod common;
 #[path = "history_support/mod.rs"]
 mod support;

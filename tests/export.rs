@@ -1,7 +1,6 @@
 //! `GET /api/v1/export`: CSV and Arrow IPC round trips, whole-fleet export, streaming with
 //! backpressure (PostgreSQL waits on vigil while the client has not read), bad parameters.
 
-#[allow(unused_imports)]
 mod common;
 #[path = "history_support/mod.rs"]
 mod support;

@@ -1,7 +1,6 @@
 //! Retention deletes rows past their lifetime, in chunks, and only those; it counts them
 //! by table; tables without a lifetime are left alone.
 
-#[allow(unused_imports)]
 mod common;
 #[path = "history_support/mod.rs"]
 mod support;

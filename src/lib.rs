@@ -10,8 +10,10 @@
 //! - [`detect`]: per-series anomaly detection.
 //! - [`fleet`]: the in-memory device registry (status, metadata, latest values).
 //! - [`stream`]: live readings, device updates and anomalies to WebSocket and SSE clients.
+//! - [`history`]: downsampled history over rollups, export encoding; retention is in
+//!   [`store::retention`].
 //! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI, WebSocket
-//!   and SSE.
+//!   and SSE, history and export.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
 
@@ -20,6 +22,7 @@ pub mod config;
 pub mod detect;
 pub mod fleet;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod live;

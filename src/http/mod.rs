@@ -3,10 +3,12 @@
 mod cors;
 mod devices;
 mod error;
+pub mod export;
 mod ingest;
 pub mod openapi;
 pub mod params;
 mod probes;
+pub mod readings;
 mod sse;
 mod ws;
 
@@ -45,6 +47,8 @@ pub struct AppState {
     pub live: LiveFeed,
     /// Queries for the read API (history, export, registry).
     pub pool: PgPool,
+    /// History and export settings.
+    pub history: Arc<crate::history::HistoryConfig>,
     /// The device registry, served from memory.
     pub fleet: Arc<Registry>,
     /// `[api]`: page sizes, CORS origins.
@@ -63,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/api/v1/readings", get(readings::readings))
+        .route("/api/v1/export", get(export::export))
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{device}", get(devices::get_one))
         .route("/api/openapi.json", get(openapi::openapi_json))

@@ -34,7 +34,8 @@ pub struct ErrorBody {
         openapi_json,
         super::sse::stream,
         // ---- Paths documented by the other parts of the API: add one line each. ----
-        // /api/v1/readings, /api/v1/export (history and export)
+        super::readings::readings,
+        super::export::export,
         // /api/v1/anomalies (detection)
         // -------------------------------------------------------------------------------
     ),
@@ -45,6 +46,7 @@ pub struct ErrorBody {
         (name = "ingest", description = "Readings over HTTP"),
         (name = "devices", description = "The fleet: status, metadata, latest values"),
         (name = "stream", description = "Live readings, device updates and anomalies"),
+        (name = "history", description = "Downsampled history and streamed export"),
     )
 )]
 pub struct ApiDoc;

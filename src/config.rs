@@ -48,6 +48,7 @@ pub struct Settings {
     pub http: HttpConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub detect: crate::detect::DetectConfig,
 }
 
 /// The broker connection.
@@ -381,6 +382,9 @@ impl Settings {
                 "must not exceed writer.retry_max",
             ));
         }
+        self.detect
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
         if self.mqtt.reconnect_min > self.mqtt.reconnect_max {
             return Err(invalid(
                 "mqtt.reconnect_min",

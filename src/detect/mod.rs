@@ -10,7 +10,7 @@
 pub mod config;
 pub mod finding;
 pub mod learned;
-// pub mod replay;
+pub mod replay;
 pub mod series;
 // pub mod store;
 // pub mod task;

@@ -138,6 +138,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         tracker.spawn(bridge.run(stop.clone(), acks_done.clone(), deadline));
     }
 
+    if settings.detect.enabled {
+        crate::detect::task::DetectorTask {
+            cfg: settings.detect.clone(),
+            live: live.clone(),
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+        }
+        .spawn(&tracker, stop.clone());
+    }
+
     let state = AppState {
         intake,
         health: health.clone(),

@@ -12,8 +12,8 @@ pub mod finding;
 pub mod learned;
 pub mod replay;
 pub mod series;
-// pub mod store;
-// pub mod task;
+pub mod store;
+pub mod task;
 #[cfg(test)]
 mod tests;
 pub mod window;

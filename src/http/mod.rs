@@ -1,5 +1,6 @@
 //! The HTTP API: health, metrics and ingest.
 
+pub mod anomalies;
 mod error;
 mod ingest;
 mod probes;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/api/v1/anomalies", get(anomalies::list))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -38,6 +38,13 @@ impl Detector {
 pub enum Finding {
     /// `value` is `mads` median absolute deviations away from `median`.
     Spike { value: f64, median: f64, mads: f64 },
+    /// `value` is `steps` typical steps away from its `NEIGHBOURS`-th nearest recent
+    /// reading, `nearest`: far from every level the series has been visiting.
+    Isolated {
+        value: f64,
+        nearest: f64,
+        steps: f64,
+    },
     /// The median of the last readings, `level`, is `mads` MADs away from `median`.
     Shift { level: f64, median: f64, mads: f64 },
     /// `value` repeated for `run` readings; runs here were at most `usual` before.
@@ -49,7 +56,7 @@ pub enum Finding {
 impl Finding {
     pub fn detector(&self) -> Detector {
         match self {
-            Finding::Spike { .. } => Detector::Baseline,
+            Finding::Spike { .. } | Finding::Isolated { .. } => Detector::Baseline,
             Finding::Shift { .. } => Detector::LevelShift,
             Finding::Stuck { .. } => Detector::Stuck,
             Finding::Pattern { .. } => Detector::Pattern,
@@ -76,6 +83,15 @@ impl Finding {
                 mads.abs(),
                 side(value - median),
                 num(median)
+            ),
+            Finding::Isolated {
+                value,
+                nearest,
+                steps,
+            } => format!(
+                "value {} is {steps:.1} typical steps away from the recent readings (nearest {})",
+                num(value),
+                num(nearest)
             ),
             Finding::Shift {
                 level,

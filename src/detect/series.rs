@@ -6,6 +6,10 @@
 //!   in robust standard deviations (1.4826 × MAD, floored by the series' resolution);
 //!   anomalous at [`SPIKE_Z`]. Median and MAD ignore the outliers they are meant to find,
 //!   and adapt to each series' scale, noise and slow drift.
+//! - isolation: the reading's distance to its 2nd-nearest recent reading, in typical
+//!   steps between consecutive readings (median |Δ|); anomalous at [`ISOLATION_Z`]. It
+//!   sees a spike in a series that switches between levels (a machine's load steps, a
+//!   duty cycle), where the median and MAD of the mixture are blind.
 //! - level shift: the median of the last 3 readings against the recent distribution of
 //!   that same statistic (its own rolling median and MAD, so autocorrelated series, whose
 //!   short medians wander more, are not mistaken for shifting), anomalous at
@@ -34,6 +38,10 @@ use super::window::RollingWindow;
 pub const WINDOW: usize = 64;
 /// Robust standard deviations that make one reading anomalous.
 pub const SPIKE_Z: f64 = 6.0;
+/// Typical steps from the 2nd-nearest recent reading that make one reading anomalous.
+pub const ISOLATION_Z: f64 = 10.0;
+/// Neighbours a reading needs nearby to be unremarkable.
+const NEIGHBOURS: usize = 2;
 /// Robust standard deviations of the 3-reading median that make a level anomalous ...
 pub const SHIFT_Z: f64 = 4.5;
 /// ... and robust standard deviations of the readings it must also be away.
@@ -44,8 +52,10 @@ pub const STUCK_MIN_RUN: u32 = 6;
 const STUCK_PROBABILITY: f64 = 1e-6;
 /// Usual k-means distances that make a shape anomalous.
 pub const PATTERN_U: f64 = 3.0;
-/// Quiet readings that end an episode.
+/// Quiet readings that end an episode ...
 pub const RELEASE: u32 = 5;
+/// ... quiet meaning a raw score below this fraction of the threshold.
+pub const RELEASE_FRACTION: f64 = 0.5;
 /// A gap longer than this many usual intervals restarts the shape features.
 const GAP_FACTOR: f64 = 10.0;
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -96,6 +106,8 @@ struct Episode {
 pub struct SeriesDetector {
     params: Params,
     window: RollingWindow,
+    /// Recent absolute steps |Δ| between consecutive readings.
+    steps: RollingWindow,
     /// Recent medians of 3 readings, for the level-shift detector's own scale.
     levels: RollingWindow,
     /// The last readings (ring), for the level-shift median.
@@ -137,6 +149,7 @@ impl SeriesDetector {
             params,
             window: RollingWindow::new(WINDOW),
             levels: RollingWindow::new(WINDOW),
+            steps: RollingWindow::new(WINDOW),
             recent: [0.0; SHORT],
             recent_len: 0,
             seen: 0,
@@ -188,6 +201,7 @@ impl SeriesDetector {
         };
         let stuck = stuck_u * self.params.sensitivity >= 1.0;
 
+        let mut window_sigma = None;
         let mut best: (f64, Option<Finding>) = (0.0, None);
         let mut consider = |u: f64, f: Finding| {
             if u > best.0 {
@@ -197,6 +211,7 @@ impl SeriesDetector {
         if !warming_up && !self.window.is_empty() {
             let median = self.window.median();
             let mad = self.window.mad(median);
+            window_sigma = Some(MAD_TO_SIGMA * mad);
             // A 64-reading window of an autocorrelated series is sometimes calmer than
             // the series: a slow average of the scale keeps one calm hour from making the
             // next ordinary excursion look extreme.
@@ -210,6 +225,29 @@ impl SeriesDetector {
                     mads: z * MAD_TO_SIGMA,
                 },
             );
+            if self.steps.len() >= SHORT {
+                // Median |Δ| ≈ 0.954 σ for independent noise; within one level of a
+                // switching series it measures that level's noise.
+                let step = (self.steps.median() / 0.954)
+                    .max(resolution)
+                    .max(1e-9 * median.abs());
+                if step > 0.0 {
+                    let d = self.window.nearest_distance(value, NEIGHBOURS);
+                    let z = d / step;
+                    consider(
+                        z / ISOLATION_Z,
+                        Finding::Isolated {
+                            value,
+                            nearest: if value >= median {
+                                value - d
+                            } else {
+                                value + d
+                            },
+                            steps: z,
+                        },
+                    );
+                }
+            }
             if self.recent_len >= SHORT - 1 && self.levels.len() >= SHORT {
                 let level = self.short_median(value);
                 let center = self.levels.median();
@@ -241,7 +279,7 @@ impl SeriesDetector {
             }
         }
         if !stuck {
-            self.learn(value, repeat, run);
+            self.learn(value, repeat, run, window_sigma);
             if !warming_up {
                 if let Some(ratio) = self.learned.distance_ratio() {
                     consider(ratio / PATTERN_U, Finding::Pattern { ratio });
@@ -298,6 +336,7 @@ impl SeriesDetector {
         std::mem::size_of::<Self>()
             + self.window.heap_bytes()
             + self.levels.heap_bytes()
+            + self.steps.heap_bytes()
             + self.learned.heap_bytes()
     }
 
@@ -352,14 +391,18 @@ impl SeriesDetector {
     }
 
     /// Learns from a reading that is not part of a stuck run.
-    fn learn(&mut self, value: f64, repeat: bool, run: u32) {
+    /// `window_sigma`: the window's robust sigma before this reading, when scoring
+    /// computed it (saves a second median and MAD).
+    fn learn(&mut self, value: f64, repeat: bool, run: u32, window_sigma: Option<f64>) {
         // `self.run` is still the previous reading's run here.
-        self.window.push(value);
         if self.window.len() >= 16 {
-            let m = self.window.median();
-            let sigma = MAD_TO_SIGMA * self.window.mad(m);
+            let sigma = window_sigma.unwrap_or_else(|| {
+                let m = self.window.median();
+                MAD_TO_SIGMA * self.window.mad(m)
+            });
             self.long_sigma += (sigma - self.long_sigma) / 512.0;
         }
+        self.window.push(value);
         if self.recent_len >= SHORT - 1 {
             self.levels.push(self.short_median(value));
         }
@@ -370,6 +413,7 @@ impl SeriesDetector {
         }
         if let Some(prev) = self.prev {
             let step = (value - prev).abs();
+            self.steps.push(step);
             self.abs_step = if self.abs_step == 0.0 {
                 step
             } else {
@@ -394,7 +438,11 @@ impl SeriesDetector {
             }
             None => (raw, None),
             Some(ep) => {
-                ep.quiet = if raw < 0.5 * t { ep.quiet + 1 } else { 0 };
+                ep.quiet = if raw < RELEASE_FRACTION * t {
+                    ep.quiet + 1
+                } else {
+                    0
+                };
                 if ep.quiet >= RELEASE {
                     self.episode = None;
                 }

@@ -64,12 +64,16 @@ impl DetectorTask {
         ));
         let (history_tx, history_rx) = mpsc::channel(4);
         if self.cfg.history > 0 {
-            let (pool, cfg) = (self.pool.clone(), self.cfg.clone());
+            let (pool, cfg, stop) = (self.pool.clone(), self.cfg.clone(), stop.clone());
             tracker.spawn(async move {
                 let window = chrono::Duration::from_std(cfg.history_window)
                     .unwrap_or(chrono::Duration::days(1));
-                match store::load_recent(&pool, Utc::now() - window, cfg.history, &history_tx).await
-                {
+                let load = store::load_recent(&pool, Utc::now() - window, cfg.history, &history_tx);
+                let loaded = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    loaded = load => loaded,
+                };
+                match loaded {
                     Ok(n) => tracing::info!(readings = n, "detector state rebuilt from history"),
                     Err(e) => {
                         tracing::warn!(error = %e, "detector history not loaded; starting fresh")

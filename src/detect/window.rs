@@ -100,6 +100,34 @@ impl RollingWindow {
         }
     }
 
+    /// Distance from `x` to its `k`-th nearest value in the window (∞ with fewer values).
+    pub fn nearest_distance(&self, x: f64, k: usize) -> f64 {
+        let s = &self.sorted;
+        let at = s.partition_point(|v| *v < x);
+        let (mut left, mut right) = (at, at);
+        let mut d = f64::INFINITY;
+        for _ in 0..k {
+            let l = (left > 0).then(|| x - s[left - 1]);
+            let r = (right < s.len()).then(|| s[right] - x);
+            d = match (l, r) {
+                (Some(a), Some(b)) if a <= b => {
+                    left -= 1;
+                    a
+                }
+                (_, Some(b)) => {
+                    right += 1;
+                    b
+                }
+                (Some(a), None) => {
+                    left -= 1;
+                    a
+                }
+                (None, None) => return f64::INFINITY,
+            };
+        }
+        d
+    }
+
     /// The smallest positive gap between two values in the window: the series' apparent
     /// resolution (quantisation step). 0 when every value is equal.
     pub fn resolution(&self) -> f64 {
@@ -148,6 +176,19 @@ mod tests {
             assert_eq!(w.mad(med), naive_median(&mut dev), "mad at {i}");
             assert_eq!(w.len(), tail.len());
         }
+    }
+
+    #[test]
+    fn nearest_distance_counts_neighbours_on_both_sides() {
+        let mut w = RollingWindow::new(8);
+        for v in [1.0, 2.0, 10.0, 11.0, 30.0] {
+            w.push(v);
+        }
+        assert_eq!(w.nearest_distance(10.5, 2), 0.5);
+        assert_eq!(w.nearest_distance(10.5, 3), 8.5);
+        assert_eq!(w.nearest_distance(40.0, 2), 29.0);
+        assert_eq!(w.nearest_distance(0.0, 1), 1.0);
+        assert_eq!(w.nearest_distance(0.0, 6), f64::INFINITY);
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn noise_table(seed: u64) -> Vec<f64> {
 }
 
 struct Fleet {
-    detectors: Vec<Box<SeriesDetector>>,
+    detectors: Vec<SeriesDetector>,
     noise: Vec<f64>,
     /// Readings given to every series so far.
     step: usize,
@@ -182,7 +182,7 @@ impl Worker {
         }
     }
 
-    fn install(&mut self, detectors: &mut [Box<SeriesDetector>]) -> u64 {
+    fn install(&mut self, detectors: &mut [SeriesDetector]) -> u64 {
         let mut n = 0;
         while let Ok((s, m, t)) = self.results.try_recv() {
             detectors[s].install(m);
@@ -201,7 +201,7 @@ pub fn run(series: usize, warm_rounds: usize, rounds: usize) -> CostReport {
     let before = rss();
     let mut fleet = Fleet {
         detectors: (0..series)
-            .map(|_| Box::new(SeriesDetector::new(Params::default())))
+            .map(|_| SeriesDetector::new(Params::default()))
             .collect(),
         noise: noise_table(1),
         step: 0,

@@ -1,5 +1,6 @@
 //! The HTTP API: health, metrics, ingest, the devices API and its OpenAPI document.
 
+pub mod anomalies;
 mod cors;
 mod devices;
 mod error;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/ws", get(ws::ws))
         .route("/api/v1/stream", get(sse::stream))
+        .route("/api/v1/anomalies", get(anomalies::list))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,141 @@
+//! The highest sustained QoS 1 rate vigil commits with zero loss and a bounded backlog:
+//! the offered rate is stepped up until vigil no longer keeps up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::publish::{single, Make, Publishers};
+use crate::service::Vigil;
+
+/// How the search runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub devices: u64,
+    pub publishers: usize,
+    pub start_rate: f64,
+    pub factor: f64,
+    pub step: Duration,
+    pub max_steps: usize,
+    pub base_ms: i64,
+}
+
+/// One offered rate held for a step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub offered: f64,
+    /// What the publishers achieved (the broker acknowledging).
+    pub published: f64,
+    /// Readings vigil committed per second over the step.
+    pub committed: f64,
+    /// Published but not committed when the step ended.
+    pub backlog: f64,
+    pub kept_up: bool,
+}
+
+pub struct Search {
+    pub steps: Vec<Step>,
+    /// The highest offered rate vigil kept up with.
+    pub max: f64,
+    pub published: u64,
+    pub cpu_s: f64,
+    pub rss_mib: f64,
+}
+
+/// Kept up: the publishers offered the rate, vigil committed it, and at the end of the
+/// step at most one second of traffic was still uncommitted.
+fn kept_up(s: &Step) -> bool {
+    s.published >= 0.95 * s.offered && s.committed >= 0.95 * s.offered && s.backlog <= s.offered
+}
+
+pub async fn search(vigil: &Vigil, port: u16, plan: &Plan) -> anyhow::Result<Search> {
+    let mut pubs = Publishers::connect(port, plan.publishers, "tp").await?;
+    let (devices, base_ms) = (plan.devices, plan.base_ms);
+    let make: Make = Arc::new(move |i| single("tp", i, devices, base_ms));
+    let mut next = 0u64;
+    let mut steps: Vec<Step> = Vec::new();
+    let mut peak_rss = 0.0f64;
+    let mut rate = plan.start_rate;
+    let mut fail: Option<f64> = None;
+    let mut best = 0.0f64;
+    for k in 0..plan.max_steps {
+        let n = (rate * plan.step.as_secs_f64()) as u64;
+        let stored0 = vigil.stored().await;
+        let started = Instant::now();
+        pubs.send(next..next + n, make.clone(), Some(rate)).await?;
+        let secs = started.elapsed().as_secs_f64();
+        next += n;
+        let stored1 = vigil.stored().await;
+        let step = Step {
+            offered: rate,
+            published: n as f64 / secs,
+            committed: (stored1 - stored0) / secs,
+            backlog: next as f64 - stored1,
+            kept_up: false,
+        };
+        let step = Step {
+            kept_up: kept_up(&step),
+            ..step
+        };
+        eprintln!(
+            "  offered {:.0}/s: published {:.0}/s, committed {:.0}/s, backlog {:.0} -> {}",
+            step.offered,
+            step.published,
+            step.committed,
+            step.backlog,
+            if step.kept_up {
+                "kept up"
+            } else {
+                "fell behind"
+            }
+        );
+        // Drain before the next step, so each starts with no backlog.
+        peak_rss = peak_rss.max(vigil.wait_stored(next as f64).await?);
+        if step.kept_up {
+            best = best.max(rate);
+        } else {
+            fail = Some(fail.map_or(rate, |f: f64| f.min(rate)));
+        }
+        steps.push(step);
+        rate = match fail {
+            // One refinement between the last rate kept and the first missed, then stop.
+            Some(f)
+                if k + 1 < plan.max_steps
+                    && steps.iter().filter(|s| !s.kept_up).count() == 1
+                    && best > 0.0 =>
+            {
+                (best + f) / 2.0
+            }
+            Some(_) => break,
+            None => rate * plan.factor,
+        };
+    }
+    pubs.close();
+    let (cpu_s, rss) = vigil.resources();
+    Ok(Search {
+        steps,
+        max: best,
+        published: next,
+        cpu_s,
+        rss_mib: rss.max(peak_rss),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeping_up_needs_the_rate_offered_committed_and_a_small_backlog() {
+        let s = |published, committed, backlog| Step {
+            offered: 10_000.0,
+            published,
+            committed,
+            backlog,
+            kept_up: false,
+        };
+        assert!(kept_up(&s(10_000.0, 9_900.0, 5_000.0)));
+        assert!(!kept_up(&s(10_000.0, 9_000.0, 5_000.0)));
+        assert!(!kept_up(&s(10_000.0, 9_900.0, 20_000.0)));
+        assert!(!kept_up(&s(8_000.0, 9_900.0, 0.0)));
+    }
+}

@@ -148,6 +148,11 @@ pub async fn run(ctx: Arc<Ctx>, mut lane: Lane, conn: Conn) -> anyhow::Result<La
         while done < due {
             n += 1;
             if n % 256 == 0 {
+                // Asked for more than it can do, the lane never catches up: check the end
+                // here too.
+                if ctx.finished() {
+                    break;
+                }
                 now_ms = chrono::Utc::now().timestamp_millis();
             }
             if let Some(m) = lane.bad.next(&lane.fleet, now_ms) {

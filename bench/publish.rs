@@ -65,6 +65,8 @@ pub struct Publishers {
     clients: Vec<(AsyncClient, Arc<AtomicU64>, tokio::task::JoinHandle<()>)>,
     /// Messages sent per connection so far (for the ack wait).
     sent: Vec<u64>,
+    /// Messages handed to the connections so far, all together.
+    progress: Arc<AtomicU64>,
 }
 
 impl Publishers {
@@ -103,6 +105,7 @@ impl Publishers {
         Ok(Publishers {
             sent: vec![0; n],
             clients,
+            progress: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -122,6 +125,7 @@ impl Publishers {
             self.sent[p] += mine.len() as u64;
             let target = self.sent[p];
             let (client, acked, make) = (client.clone(), acked.clone(), make.clone());
+            let progress = self.progress.clone();
             tasks.push(tokio::spawn(async move {
                 let started = Instant::now();
                 for (k, i) in mine.into_iter().enumerate() {
@@ -135,6 +139,7 @@ impl Publishers {
                     client
                         .publish(topic, QoS::AtLeastOnce, false, payload)
                         .await?;
+                    progress.fetch_add(1, Ordering::Relaxed);
                 }
                 let until = Instant::now() + Duration::from_secs(120);
                 while acked.load(Ordering::Relaxed) < target {
@@ -148,6 +153,11 @@ impl Publishers {
             t.await??;
         }
         Ok(())
+    }
+
+    /// Counts every message handed to a connection.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
     }
 
     pub fn close(self) {

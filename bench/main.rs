@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
     let steps: Vec<String> = search
         .steps
         .iter()
-        .map(|s| format!("{:.0}{}", s.offered, if s.kept_up { "✓" } else { "✗" }))
+        .map(|s| format!("{:.0}{}", s.offered, s.verdict.mark()))
         .collect();
     println!(
         "| vigil max sustained QoS 1, 1 reading/message, {} devices × {METRICS} metrics (steps of {:?}: {}) | **{:.0} readings/s** | **{:.2}** of {binding_name} | {} | {:.1} s | {:.0} MiB |",

@@ -32,7 +32,7 @@ pub struct Step {
     /// How much the backlog grew over the second half of the step.
     pub growth: f64,
     pub half_secs: f64,
-    pub kept_up: bool,
+    pub verdict: Verdict,
 }
 
 pub struct Search {
@@ -44,13 +44,38 @@ pub struct Search {
     pub rss_mib: f64,
 }
 
-/// Kept up: the publishers offered the rate, and the backlog (published, not yet
-/// committed) stayed bounded: at most 2 s of traffic at the end of the step, and growing by
-/// less than 5% of the traffic over the step's second half.
-fn kept_up(s: &Step) -> bool {
-    s.published >= 0.95 * s.offered
-        && s.backlog <= 2.0 * s.offered
-        && s.growth <= 0.05 * s.offered * s.half_secs
+/// Why a step passed or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The rate was offered and the backlog (published, not yet committed) stayed
+    /// bounded: at most 2 s of traffic at the end of the step, growing by less than 5% of
+    /// the traffic over the step's second half.
+    KeptUp,
+    /// vigil fell behind: the backlog grew or got too large.
+    FellBehind,
+    /// The publishers and the broker could not offer the rate (under 95% of it): the load
+    /// generator binds, not vigil, and the search stops there.
+    NotOffered,
+}
+
+impl Verdict {
+    pub fn mark(self) -> &'static str {
+        match self {
+            Self::KeptUp => "✓",
+            Self::FellBehind => "✗",
+            Self::NotOffered => "✗ (not offered)",
+        }
+    }
+}
+
+fn verdict(s: &Step) -> Verdict {
+    if s.published < 0.95 * s.offered {
+        Verdict::NotOffered
+    } else if s.backlog <= 2.0 * s.offered && s.growth <= 0.05 * s.offered * s.half_secs {
+        Verdict::KeptUp
+    } else {
+        Verdict::FellBehind
+    }
 }
 
 pub async fn search(vigil: &Vigil, port: u16, plan: &Plan) -> anyhow::Result<Search> {
@@ -89,38 +114,38 @@ pub async fn search(vigil: &Vigil, port: u16, plan: &Plan) -> anyhow::Result<Sea
             backlog,
             growth: backlog - backlog_mid,
             half_secs,
-            kept_up: false,
+            verdict: Verdict::FellBehind,
         };
         let step = Step {
-            kept_up: kept_up(&step),
+            verdict: verdict(&step),
             ..step
         };
         eprintln!(
-            "  offered {:.0}/s: published {:.0}/s, committed {:.0}/s, backlog {:.0} (grew {:.0}) -> {}",
+            "  offered {:.0}/s: published {:.0}/s, committed {:.0}/s, backlog {:.0} (grew {:.0}) -> {:?}",
             step.offered,
             step.published,
             step.committed,
             step.backlog,
             step.growth,
-            if step.kept_up {
-                "kept up"
-            } else {
-                "fell behind"
-            }
+            step.verdict
         );
         // Drain before the next step, so each starts with no backlog.
         peak_rss = peak_rss.max(vigil.wait_stored(next as f64).await?);
-        if step.kept_up {
-            best = best.max(rate);
-        } else {
-            fail = Some(fail.map_or(rate, |f: f64| f.min(rate)));
+        let verdict = step.verdict;
+        match verdict {
+            Verdict::KeptUp => best = best.max(rate),
+            _ => fail = Some(fail.map_or(rate, |f: f64| f.min(rate))),
         }
         steps.push(step);
         rate = match fail {
             // One refinement between the last rate kept and the first missed, then stop.
             Some(f)
                 if k + 1 < plan.max_steps
-                    && steps.iter().filter(|s| !s.kept_up).count() == 1
+                    && steps
+                        .iter()
+                        .filter(|s| s.verdict != Verdict::KeptUp)
+                        .count()
+                        == 1
                     && best > 0.0 =>
             {
                 (best + f) / 2.0
@@ -153,11 +178,11 @@ mod tests {
             backlog,
             growth,
             half_secs: 5.0,
-            kept_up: false,
+            verdict: Verdict::FellBehind,
         };
-        assert!(kept_up(&s(10_000.0, 5_000.0, 1_000.0)));
-        assert!(!kept_up(&s(10_000.0, 5_000.0, 4_000.0)));
-        assert!(!kept_up(&s(10_000.0, 25_000.0, 0.0)));
-        assert!(!kept_up(&s(8_000.0, 5_000.0, 0.0)));
+        assert_eq!(verdict(&s(10_000.0, 5_000.0, 1_000.0)), Verdict::KeptUp);
+        assert_eq!(verdict(&s(10_000.0, 5_000.0, 4_000.0)), Verdict::FellBehind);
+        assert_eq!(verdict(&s(10_000.0, 25_000.0, 0.0)), Verdict::FellBehind);
+        assert_eq!(verdict(&s(8_000.0, 5_000.0, 0.0)), Verdict::NotOffered);
     }
 }

@@ -143,7 +143,7 @@ impl Injector {
             AnomalyKind::Dropout => None,
         };
         a.done += 1;
-        let finished = (a.done >= a.len).then(|| (a.kind, a.start_ms, ts_ms));
+        let finished = (a.done >= a.len).then_some((a.kind, a.start_ms, ts_ms));
         if finished.is_some() {
             *state = None;
         }

@@ -12,6 +12,9 @@ use crate::anomaly::{rfc3339, Label};
 use crate::fleet::Fleet;
 use crate::schedule::Schedule;
 
+/// Every series' points, by (device, metric).
+pub type SeriesMap = BTreeMap<(String, String), Vec<(i64, f64)>>;
+
 /// What an offline run produced.
 #[derive(Debug, Default, PartialEq)]
 pub struct Written {
@@ -28,8 +31,8 @@ pub fn simulate(
     schedule: &Schedule,
     start_ms: i64,
     count: u64,
-) -> (BTreeMap<(String, String), Vec<(i64, f64)>>, Vec<Label>, u64) {
-    let mut series: BTreeMap<(String, String), Vec<(i64, f64)>> = BTreeMap::new();
+) -> (SeriesMap, Vec<Label>, u64) {
+    let mut series = SeriesMap::new();
     let mut withheld = 0;
     let mut t = 0.0f64;
     for k in 0..count {

@@ -55,7 +55,7 @@ impl Schedule {
                 if !(self.ramp_from.is_finite() && self.ramp_from >= 0.0) {
                     return Err("--ramp-from must be zero or more".into());
                 }
-                if !(self.ramp_secs > 0.0) {
+                if self.ramp_secs.is_nan() || self.ramp_secs <= 0.0 {
                     return Err("--schedule ramp needs --ramp-time (e.g. 30s)".into());
                 }
             }

@@ -88,6 +88,7 @@ pub async fn search(vigil: &Vigil, port: u16, plan: &Plan) -> anyhow::Result<Sea
     let mut rate = plan.start_rate;
     let mut fail: Option<f64> = None;
     let mut best = 0.0f64;
+    let mut refined = 0;
     for k in 0..plan.max_steps {
         let n = (rate * plan.step.as_secs_f64()) as u64;
         let started = Instant::now();
@@ -138,16 +139,9 @@ pub async fn search(vigil: &Vigil, port: u16, plan: &Plan) -> anyhow::Result<Sea
         }
         steps.push(step);
         rate = match fail {
-            // One refinement between the last rate kept and the first missed, then stop.
-            Some(f)
-                if k + 1 < plan.max_steps
-                    && steps
-                        .iter()
-                        .filter(|s| s.verdict != Verdict::KeptUp)
-                        .count()
-                        == 1
-                    && best > 0.0 =>
-            {
+            // Two bisection steps between the last rate kept and the first missed, then stop.
+            Some(f) if k + 1 < plan.max_steps && refined < 2 && best > 0.0 && best < f => {
+                refined += 1;
                 (best + f) / 2.0
             }
             Some(_) => break,

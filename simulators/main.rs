@@ -50,7 +50,10 @@ async fn main() {
     };
     match result {
         Ok(summary) => {
-            println!("{}", summary.text());
+            // Offline runs have said what they wrote; rates mean nothing in simulated time.
+            if args.to_csv.is_none() {
+                println!("{}", summary.text());
+            }
             if let Some(path) = &args.summary {
                 let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
                 if let Err(e) = std::fs::write(path, json) {
@@ -87,10 +90,11 @@ fn run_offline(args: &Args) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut fleet = Fleet::new(&spec(args), 0, 1);
     let w = offline::write(dir, &mut fleet, &schedule, args.start_ms()?, count)?;
-    eprintln!(
-        "vigil-sim: wrote {} series ({} readings) and {} labels to {} in {:.1}s",
+    println!(
+        "vigil-sim: wrote {} series ({} readings, {} withheld by dropouts) and {} labels to {} in {:.1}s",
         w.series,
         w.readings,
+        w.withheld,
         w.labels,
         dir.display(),
         started.elapsed().as_secs_f64()

@@ -1,112 +1,112 @@
-//! The simulated devices and their signals.
+//! The simulated devices: their series, metadata and samples in round-robin order, with
+//! anomalies injected and labelled.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::PayloadFormat;
+use crate::anomaly::{cut_short, Active, Injector, Label};
+use crate::signals::{round3, signal, Kind, KINDS};
 
-/// What a metric measures, which shapes its signal.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Temperature,
-    Humidity,
-    Pressure,
-    Power,
-    Vibration,
-    Battery,
+/// What a fleet is made of; the same spec and seed give the same fleet.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub prefix: String,
+    pub devices: usize,
+    pub metrics: usize,
+    pub seed: u64,
+    /// Probability that a sample starts an anomaly on its series.
+    pub anomaly_rate: f64,
 }
-
-const KINDS: [(Kind, &str, &str); 6] = [
-    (Kind::Temperature, "temperature", "Cel"),
-    (Kind::Humidity, "humidity", "%RH"),
-    (Kind::Pressure, "pressure", "hPa"),
-    (Kind::Power, "power", "W"),
-    (Kind::Vibration, "vibration", "mm/s"),
-    (Kind::Battery, "battery", "V"),
-];
 
 #[derive(Debug, Clone)]
 struct Series {
     kind: Kind,
     name: String,
-    /// A per-series offset so devices differ.
+    /// `sensors/{device}/{metric}`, built once.
+    topic: String,
+    /// In [-1, 1], so that the series of a fleet differ.
     offset: f64,
-    /// Last timestamp used: readings of one series never share a millisecond.
+    /// Last timestamp used: samples of one series never share a millisecond, so every
+    /// published reading is a distinct row.
     last_ms: i64,
+    anomaly: Option<Active>,
 }
 
 #[derive(Debug, Clone)]
 struct Device {
     id: String,
+    model: &'static str,
     lat: f64,
     lon: f64,
     series: Vec<Series>,
 }
 
-/// A set of devices publishing in turn.
+/// One sample of one series: the value is `None` when a dropout withholds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub device: usize,
+    pub metric: usize,
+    pub ts_ms: i64,
+    pub value: Option<f64>,
+}
+
+const MODELS: [&str; 4] = ["TH-200", "PX-10", "MotorGuard 3", "EnviroNode"];
+
+/// A set of devices sampled in turn (device by device, metric by metric).
 #[derive(Debug, Clone)]
 pub struct Fleet {
     devices: Vec<Device>,
-    rng: SmallRng,
-    /// Round-robin position: (device, metric).
+    noise: SmallRng,
+    injector: Injector,
+    labels: Vec<Label>,
     cursor: (usize, usize),
 }
 
+/// A generator seed for one purpose of one shard, so that streams never overlap.
+fn stream_seed(seed: u64, part: usize, purpose: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((part as u64) << 8) ^ purpose
+}
+
 impl Fleet {
-    pub fn new(prefix: &str, devices: usize, metrics: usize, seed: u64) -> Fleet {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let devices = (0..devices)
-            .map(|d| Device {
-                id: format!("{prefix}-{d:04}"),
-                lat: 48.0 + rng.random::<f64>() * 6.0,
-                lon: 2.0 + rng.random::<f64>() * 14.0,
-                series: (0..metrics)
-                    .map(|m| {
-                        let (kind, name, _) = KINDS[m % KINDS.len()];
-                        let name = if m < KINDS.len() {
-                            name.to_owned()
-                        } else {
-                            format!("{name}{}", m / KINDS.len())
-                        };
-                        Series {
-                            kind,
-                            name,
-                            offset: rng.random::<f64>() * 2.0 - 1.0,
-                            last_ms: 0,
-                        }
-                    })
-                    .collect(),
-            })
+    /// The devices with index ≡ `part` (mod `parts`): one connection's share of the fleet.
+    /// Device ids, metadata and signal shapes depend on the seed only, not on `parts`.
+    pub fn new(spec: &Spec, part: usize, parts: usize) -> Fleet {
+        let mut rng = SmallRng::seed_from_u64(spec.seed);
+        let all: Vec<Device> = (0..spec.devices)
+            .map(|d| make_device(&mut rng, &spec.prefix, d, spec.metrics))
             .collect();
+        let devices = all.into_iter().skip(part).step_by(parts.max(1)).collect();
         Fleet {
             devices,
-            rng,
+            noise: SmallRng::seed_from_u64(stream_seed(spec.seed, part, 1)),
+            injector: Injector::new(
+                spec.anomaly_rate,
+                SmallRng::seed_from_u64(stream_seed(spec.seed, part, 2)),
+            ),
+            labels: Vec::new(),
             cursor: (0, 0),
         }
     }
 
-    /// The devices with index ≡ `part` (mod `parts`), for one connection.
-    pub fn shard(&self, part: usize, parts: usize) -> Fleet {
-        let devices = self
-            .devices
-            .iter()
-            .skip(part)
-            .step_by(parts)
-            .cloned()
-            .collect();
-        Fleet {
-            devices,
-            rng: SmallRng::seed_from_u64(self.rng.clone().random::<u64>() ^ part as u64),
-            cursor: (0, 0),
-        }
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
     }
 
-    pub fn metrics_per_device(&self) -> usize {
-        self.devices.first().map_or(0, |d| d.series.len())
+    pub fn device_id(&self, d: usize) -> &str {
+        &self.devices[d].id
     }
 
-    /// Retained metadata per device: model, location, units.
+    pub fn metric_name(&self, d: usize, m: usize) -> &str {
+        &self.devices[d].series[m].name
+    }
+
+    /// `sensors/{device}/{metric}`.
+    pub fn topic(&self, d: usize, m: usize) -> &str {
+        &self.devices[d].series[m].topic
+    }
+
+    /// Retained metadata per device: model, location, units per metric.
     pub fn metadata(&self) -> Vec<(String, Vec<u8>)> {
         self.devices
             .iter()
@@ -114,150 +114,126 @@ impl Fleet {
                 let units: serde_json::Map<String, serde_json::Value> = d
                     .series
                     .iter()
-                    .map(|s| (s.name.clone(), json!(unit(s.kind))))
+                    .map(|s| (s.name.clone(), json!(s.kind.unit())))
                     .collect();
-                let meta = json!({"model": "vigil-sim", "location": {"lat": d.lat, "lon": d.lon}, "units": units});
+                let meta = json!({
+                    "model": d.model,
+                    "location": {"lat": d.lat, "lon": d.lon},
+                    "units": units,
+                });
                 (d.id.clone(), meta.to_string().into_bytes())
             })
             .collect()
     }
 
-    /// The next message(s) in turn, with the number of readings each carries.
-    pub fn next_messages(
-        &mut self,
-        format: PayloadFormat,
-        now_ms: i64,
-    ) -> Vec<(String, Vec<u8>, u64)> {
+    /// The next sample in turn, taken at `now_ms` (or just after the series' last one).
+    pub fn next_sample(&mut self, now_ms: i64) -> Option<Sample> {
         if self.devices.is_empty() {
-            return Vec::new();
+            return None;
         }
         let (d, m) = self.cursor;
-        if format == PayloadFormat::Senml {
-            self.cursor = ((d + 1) % self.devices.len(), 0);
-            let mut records = Vec::new();
-            let n = self.devices[d].series.len();
-            for i in 0..n {
-                let (ts, v) = self.sample(d, i, now_ms);
-                let name = &self.devices[d].series[i].name;
-                records.push(json!({"n": name, "t": ts as f64 / 1000.0, "v": v}));
-            }
-            let topic = format!("sensors/{}", self.devices[d].id);
-            return vec![(
-                topic,
-                serde_json::Value::Array(records).to_string().into_bytes(),
-                n as u64,
-            )];
-        }
-        let n = self.devices[d].series.len();
-        self.cursor = if m + 1 < n {
+        self.cursor = if m + 1 < self.devices[d].series.len() {
             (d, m + 1)
         } else {
             ((d + 1) % self.devices.len(), 0)
         };
-        let (ts, v) = self.sample(d, m, now_ms);
-        let dev = &self.devices[d];
-        let metric = &dev.series[m].name;
-        let (topic, payload) = match format {
-            PayloadFormat::Json => (
-                format!("sensors/{}/{metric}", dev.id),
-                format!("{{\"ts\":{ts},\"value\":{v}}}"),
-            ),
-            PayloadFormat::Bare => (format!("sensors/{}/{metric}", dev.id), format!("{v}")),
-            PayloadFormat::Line => (
-                "ingest/line".to_owned(),
-                format!("{metric},device={} value={v} {}", dev.id, ts * 1_000_000),
-            ),
-            PayloadFormat::Senml => unreachable!("handled above"),
-        };
-        vec![(topic, payload.into_bytes(), 1)]
+        Some(self.sample(d, m, now_ms))
     }
 
-    fn sample(&mut self, d: usize, m: usize, now_ms: i64) -> (i64, f64) {
-        let noise: f64 = self.rng.random::<f64>() - 0.5;
-        let s = &mut self.devices[d].series[m];
-        let ts = now_ms.max(s.last_ms + 1);
-        s.last_ms = ts;
-        let value = signal(s.kind, ts, s.offset, noise);
-        (ts, (value * 1000.0).round() / 1000.0)
-    }
-}
-
-fn unit(kind: Kind) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(k, _, _)| std::mem::discriminant(k) == std::mem::discriminant(&kind))
-        .map_or("", |k| k.2)
-}
-
-/// A plausible value of `kind` at `ts_ms`.
-fn signal(kind: Kind, ts_ms: i64, offset: f64, noise: f64) -> f64 {
-    let day = (ts_ms as f64 / 86_400_000.0) * std::f64::consts::TAU;
-    match kind {
-        Kind::Temperature => 20.0 + 4.0 * offset + 5.0 * day.sin() + noise * 0.4,
-        Kind::Humidity => (45.0 + 10.0 * offset - 8.0 * day.sin() + noise * 2.0).clamp(0.0, 100.0),
-        Kind::Pressure => 1013.0 + 6.0 * offset + noise * 0.5,
-        Kind::Power => {
-            // Load steps: the machine switches between levels every few minutes.
-            let step = (ts_ms / 180_000 + (offset * 10.0) as i64) % 3;
-            200.0 + 150.0 * step as f64 + noise * 10.0
+    /// One sample of every metric of the next device in turn (for packed formats).
+    pub fn next_device(&mut self, now_ms: i64) -> Option<(usize, Vec<Sample>)> {
+        if self.devices.is_empty() {
+            return None;
         }
-        Kind::Vibration => {
-            let on = (ts_ms / 300_000) % 2 == 0;
-            if on {
-                4.0 + offset + noise * 0.3
-            } else {
-                0.2 + noise.abs() * 0.05
+        let d = self.cursor.0;
+        self.cursor = ((d + 1) % self.devices.len(), 0);
+        let samples = (0..self.devices[d].series.len())
+            .map(|m| self.sample(d, m, now_ms))
+            .collect();
+        Some((d, samples))
+    }
+
+    fn sample(&mut self, d: usize, m: usize, now_ms: i64) -> Sample {
+        let noise = self.noise.random::<f64>() - 0.5;
+        let device = &mut self.devices[d];
+        let s = &mut device.series[m];
+        let ts_ms = now_ms.max(s.last_ms + 1);
+        s.last_ms = ts_ms;
+        let clean = round3(signal(s.kind, ts_ms, s.offset, noise));
+        let out = self
+            .injector
+            .apply(&mut s.anomaly, s.kind.scale(), ts_ms, clean);
+        if let Some((kind, start_ms, end_ms)) = out.finished {
+            self.labels.push(Label {
+                device: device.id.clone(),
+                metric: s.name.clone(),
+                kind,
+                start_ms,
+                end_ms,
+            });
+        }
+        Sample {
+            device: d,
+            metric: m,
+            ts_ms,
+            value: out.value.map(round3),
+        }
+    }
+
+    /// Labels of the anomalies finished since the last call.
+    pub fn take_labels(&mut self) -> Vec<Label> {
+        std::mem::take(&mut self.labels)
+    }
+
+    /// Ends the run: anomalies still under way are labelled up to their last sample.
+    pub fn close(&mut self) -> Vec<Label> {
+        for device in &mut self.devices {
+            for s in &mut device.series {
+                if let Some((kind, start_ms, end_ms)) = cut_short(&s.anomaly, s.last_ms) {
+                    self.labels.push(Label {
+                        device: device.id.clone(),
+                        metric: s.name.clone(),
+                        kind,
+                        start_ms,
+                        end_ms,
+                    });
+                }
+                s.anomaly = None;
             }
         }
-        Kind::Battery => 4.2 - ((ts_ms / 1000) % 86_400) as f64 / 86_400.0 * 0.8 + noise * 0.01,
+        self.take_labels()
+    }
+}
+
+fn make_device(rng: &mut SmallRng, prefix: &str, d: usize, metrics: usize) -> Device {
+    let id = format!("{prefix}-{d:04}");
+    let series = (0..metrics)
+        .map(|m| {
+            let (kind, name, _) = KINDS[m % KINDS.len()];
+            let name = if m < KINDS.len() {
+                name.to_owned()
+            } else {
+                format!("{name}{}", m / KINDS.len())
+            };
+            Series {
+                kind,
+                topic: format!("sensors/{id}/{name}"),
+                name,
+                offset: rng.random::<f64>() * 2.0 - 1.0,
+                last_ms: i64::MIN / 2,
+                anomaly: None,
+            }
+        })
+        .collect();
+    Device {
+        model: MODELS[rng.random_range(0..MODELS.len())],
+        lat: ((48.0 + rng.random::<f64>() * 6.0) * 1e5).round() / 1e5,
+        lon: ((2.0 + rng.random::<f64>() * 14.0) * 1e5).round() / 1e5,
+        id,
+        series,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_seed_gives_the_same_readings() {
-        let mut a = Fleet::new("s", 3, 2, 7);
-        let mut b = Fleet::new("s", 3, 2, 7);
-        for _ in 0..20 {
-            assert_eq!(
-                a.next_messages(PayloadFormat::Json, 1_000),
-                b.next_messages(PayloadFormat::Json, 1_000)
-            );
-        }
-    }
-
-    #[test]
-    fn timestamps_of_a_series_never_repeat() {
-        let mut f = Fleet::new("s", 1, 1, 1);
-        let first = f.next_messages(PayloadFormat::Json, 5_000);
-        let second = f.next_messages(PayloadFormat::Json, 5_000);
-        assert_ne!(first[0].1, second[0].1);
-        assert!(String::from_utf8_lossy(&second[0].1).contains("\"ts\":5001"));
-    }
-
-    #[test]
-    fn signals_stay_in_range() {
-        for ts in (0..86_400_000).step_by(600_000) {
-            for noise in [-0.5, 0.5] {
-                let h = signal(Kind::Humidity, ts, 1.0, noise);
-                assert!((0.0..=100.0).contains(&h));
-                let t = signal(Kind::Temperature, ts, 1.0, noise);
-                assert!((-10.0..=40.0).contains(&t));
-                let b = signal(Kind::Battery, ts, 0.0, noise);
-                assert!((3.3..=4.3).contains(&b));
-            }
-        }
-    }
-
-    #[test]
-    fn senml_packs_carry_every_metric_of_a_device() {
-        let mut f = Fleet::new("s", 2, 3, 1);
-        let m = f.next_messages(PayloadFormat::Senml, 1_000);
-        assert_eq!(m.len(), 1);
-        assert_eq!(m[0].0, "sensors/s-0000");
-        assert_eq!(m[0].2, 3);
-    }
-}
+#[path = "fleet_tests.rs"]
+mod tests;

@@ -1,271 +1,303 @@
-//! `vigil-sim`: a simulated sensor fleet publishing to an MQTT broker in vigil's formats.
+//! `vigil-sim`: a simulated sensor fleet publishing to an MQTT broker in vigil's formats,
+//! and vigil's load generator.
 //!
-//! Each device publishes its metrics at an even share of the total rate, with readable
-//! signals (a daily temperature cycle with noise, humidity, pressure, power draw with load
-//! steps), and its metadata retained on `devices/{device}/meta`. A progress line every
-//! second shows what was sent and acknowledged; the summary states the rate achieved
-//! against the rate asked for.
+//! Devices publish their metrics with realistic signals (`signals.rs`), anomalies injected
+//! with ground-truth labels (`anomaly.rs`), optionally malformed messages vigil must reject
+//! (`bad.rs`), paced by a rate schedule (`schedule.rs`) over one or more connections
+//! (`publish.rs`, `conn.rs`); in presence mode each device has its own connection with an
+//! `offline` Last Will. `--to-csv` writes the same fleet in simulated time (`offline.rs`).
+//! A progress line goes to stderr every second; the summary states the rate achieved
+//! against the rate asked for, and the rejections vigil should report.
 
+mod anomaly;
+mod args;
+mod bad;
+mod conn;
+mod encode;
 mod fleet;
+mod offline;
+mod publish;
+mod schedule;
+mod signals;
+mod stats;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
-use clap::{Parser, ValueEnum};
-use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use anyhow::Context as _;
+use clap::Parser;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
 
-use fleet::Fleet;
-
-/// Simulate a fleet of sensors publishing to an MQTT broker.
-#[derive(Parser, Debug, Clone)]
-#[command(name = "vigil-sim", version, about)]
-struct Args {
-    /// Broker URL.
-    #[arg(long, env = "VIGIL_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    url: String,
-    /// Number of devices.
-    #[arg(long, default_value_t = 10)]
-    devices: usize,
-    /// Metrics per device (temperature, humidity, pressure, power, vibration, battery, ...).
-    #[arg(long, default_value_t = 3)]
-    metrics: usize,
-    /// Total readings per second across the fleet.
-    #[arg(long, default_value_t = 50.0)]
-    rate: f64,
-    /// Stop after this many readings (default: run until Ctrl-C or --duration).
-    #[arg(long)]
-    count: Option<u64>,
-    /// Stop after this long, e.g. 30s, 5m.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    duration: Option<Duration>,
-    /// MQTT QoS for readings (0 or 1).
-    #[arg(long, default_value_t = 1)]
-    qos: u8,
-    /// Payload format.
-    #[arg(long, value_enum, default_value_t = PayloadFormat::Json)]
-    format: PayloadFormat,
-    /// Parallel MQTT connections (for high rates).
-    #[arg(long, default_value_t = 1)]
-    connections: usize,
-    /// Seed for the signals' noise: the same seed gives the same readings.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Device id prefix.
-    #[arg(long, default_value = "sim")]
-    prefix: String,
-}
-
-/// How readings are encoded.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PayloadFormat {
-    /// `sensors/{device}/{metric}` with `{"ts": ms, "value": v}`.
-    Json,
-    /// `sensors/{device}/{metric}` with a bare number (stamped by vigil on arrival).
-    Bare,
-    /// `sensors/{device}` with a SenML pack of all metrics.
-    Senml,
-    /// `ingest/line` with InfluxDB line protocol, one line per reading.
-    Line,
-}
+use args::Args;
+use bad::BadInput;
+use conn::Target;
+use fleet::{Fleet, Spec};
+use publish::{Ctx, Lane};
+use stats::{Stats, Summary};
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args).await {
-        eprintln!("vigil-sim: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn options(url: &str, client_id: String) -> anyhow::Result<MqttOptions> {
-    let u = url::Url::parse(url).with_context(|| format!("--url {url:?} is not a URL"))?;
-    if u.scheme() != "mqtt" && u.scheme() != "tcp" {
-        bail!("--url must be mqtt://host:port (got {url:?})");
-    }
-    let host = u.host_str().context("--url has no host")?;
-    let mut o = MqttOptions::new(client_id, host, u.port().unwrap_or(1883));
-    o.set_keep_alive(Duration::from_secs(30))
-        .set_outgoing_inflight_upper_limit(1000);
-    Ok(o)
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    if args.devices == 0 || args.metrics == 0 || args.connections == 0 {
-        bail!("--devices, --metrics and --connections must be at least 1");
-    }
-    if !(args.rate > 0.0 && args.rate.is_finite()) {
-        bail!("--rate must be a positive number of readings per second");
-    }
-    let qos = match args.qos {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        q => bail!("--qos must be 0 or 1 (got {q})"),
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => e.exit(),
     };
-    let fleet = Fleet::new(&args.prefix, args.devices, args.metrics, args.seed);
-    let sent = Arc::new(AtomicU64::new(0));
-    let acked = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = args.duration.map(|d| started + d);
-
-    let mut tasks = Vec::new();
-    for c in 0..args.connections {
-        let id = format!("{}-{}-{c}", args.prefix, std::process::id());
-        let (client, mut eventloop) = AsyncClient::new(options(&args.url, id)?, 1000);
-        // Fail fast and clearly when the broker is not there.
-        match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => bail!("cannot connect to the broker at {}: {e}", args.url),
-            Err(_) => bail!("no answer from the broker at {} within 5s", args.url),
-        }
-        let (acked, errors) = (acked.clone(), errors.clone());
-        tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("vigil-sim: connection error: {e}; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
+    let result = match args.validate() {
+        Ok(()) if args.to_csv.is_some() => run_offline(&args),
+        Ok(()) => run_live(&args).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(summary) => {
+            // Offline runs have said what they wrote; rates mean nothing in simulated time.
+            if args.to_csv.is_none() {
+                println!("{}", summary.text());
+            }
+            if let Some(path) = &args.summary {
+                let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+                if let Err(e) = std::fs::write(path, json) {
+                    eprintln!("vigil-sim: cannot write --summary {}: {e}", path.display());
+                    std::process::exit(1);
                 }
             }
-        });
-        if c == 0 {
-            for (device, meta) in fleet.metadata() {
-                client
-                    .publish(
-                        format!("devices/{device}/meta"),
-                        QoS::AtLeastOnce,
-                        true,
-                        meta,
-                    )
-                    .await?;
-            }
         }
-        let shard = fleet.shard(c, args.connections);
-        let per_conn_rate = args.rate / args.connections as f64;
-        let count = args.count.map(|n| {
-            n / args.connections as u64 + u64::from((c as u64) < n % args.connections as u64)
-        });
-        let sent = sent.clone();
-        let format = args.format;
-        tasks.push(tokio::spawn(async move {
-            publish(
-                client,
-                shard,
-                format,
-                qos,
-                per_conn_rate,
-                count,
-                deadline,
-                sent,
-            )
-            .await
-        }));
+        Err(e) => {
+            eprintln!("vigil-sim: {e:#}");
+            std::process::exit(1);
+        }
     }
+}
 
-    let progress = {
-        let (sent, acked, errors) = (sent.clone(), acked.clone(), errors.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            let mut last = 0;
-            loop {
-                tick.tick().await;
-                let s = sent.load(Ordering::Relaxed);
-                eprintln!(
-                    "vigil-sim: sent {s} readings ({}/s), acked {}, errors {}",
-                    s - last,
-                    acked.load(Ordering::Relaxed),
-                    errors.load(Ordering::Relaxed)
-                );
-                last = s;
-            }
-        })
-    };
-    tokio::select! {
-        _ = futures_all(tasks) => {}
-        _ = tokio::signal::ctrl_c() => eprintln!("vigil-sim: interrupted"),
+fn spec(args: &Args) -> Spec {
+    Spec {
+        prefix: args.prefix.clone(),
+        devices: args.devices,
+        metrics: args.metrics,
+        seed: args.seed,
+        anomaly_rate: args.anomaly_rate,
     }
-    if qos == QoS::AtLeastOnce {
-        let until = Instant::now() + Duration::from_secs(10);
-        while acked.load(Ordering::Relaxed) < messages(&sent, args.format, args.metrics)
-            && Instant::now() < until
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn run_offline(args: &Args) -> anyhow::Result<Summary> {
+    let dir = args.to_csv.as_deref().context("--to-csv")?;
+    let schedule = args.schedule();
+    let count = match (args.count, args.duration) {
+        (Some(n), _) => n,
+        (None, Some(d)) => schedule.due(d.as_secs_f64()).round() as u64,
+        (None, None) => anyhow::bail!("--to-csv needs --count or --duration"),
+    };
+    let started = Instant::now();
+    let mut fleet = Fleet::new(&spec(args), 0, 1);
+    let w = offline::write(dir, &mut fleet, &schedule, args.start_ms()?, count)?;
+    println!(
+        "vigil-sim: wrote {} series ({} readings, {} withheld by dropouts) and {} labels to {} in {:.1}s",
+        w.series,
+        w.readings,
+        w.withheld,
+        w.labels,
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Summary {
+        samples: count,
+        readings: w.readings,
+        withheld_readings: w.withheld,
+        anomalies: w.labels as u64,
+        ..Summary::default()
+    })
+}
+
+async fn run_live(args: &Args) -> anyhow::Result<Summary> {
+    let target = Target::parse(&args.url, args.connect_timeout)?;
+    let stats = Arc::new(Stats::default());
+    let labels = match &args.labels {
+        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .with_context(|| format!("--labels: cannot create {}", p.display()))?,
+        ))),
+        None => None,
+    };
+    let parts = if args.presence {
+        args.devices
+    } else {
+        args.connections()
+    };
+    let spec = spec(args);
+    let mut lanes = Vec::with_capacity(parts);
+    let mut drop_txs = Vec::new();
+    let pid = std::process::id();
+    for part in 0..parts {
+        let fleet = Fleet::new(&spec, part, parts);
+        let bad = BadInput::new(
+            args.bad_fraction,
+            args.bad_kinds(),
+            SmallRng::seed_from_u64(args.seed ^ 0xBAD0_0000 ^ part as u64),
+            (part, parts),
+            args.oversize_bytes,
+        );
+        let client_id = if args.presence {
+            fleet.device_id(0).to_owned()
+        } else {
+            format!("{}-{pid}-{part}", args.prefix)
+        };
+        let drops = args.drop_every.map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            drop_txs.push(tx);
+            rx
+        });
+        let count = args
+            .count
+            .map(|n| n / parts as u64 + u64::from((part as u64) < n % parts as u64));
+        lanes.push(Lane {
+            client_id,
+            fleet,
+            bad,
+            share: 1.0 / parts as f64,
+            count,
+            drops,
+        });
+    }
+    let ctx = Arc::new(Ctx {
+        target,
+        schedule: args.schedule(),
+        started: Instant::now(),
+        deadline: None,
+        qos: args.qos(),
+        format: args.format,
+        stats: stats.clone(),
+        labels,
+        stop: CancellationToken::new(),
+        presence: args.presence,
+    });
+    // Connect everything first: an unreachable broker fails the run before it starts.
+    let conns =
+        futures_util::future::try_join_all(lanes.iter().map(|l| publish::open(&ctx, l))).await?;
+    let ctx = Arc::new(Ctx {
+        started: Instant::now(),
+        deadline: args.duration.map(|d| Instant::now() + d),
+        ..Arc::try_unwrap(ctx).map_err(|_| anyhow::anyhow!("context still shared"))?
+    });
+    let tasks: Vec<_> = lanes
+        .into_iter()
+        .zip(conns)
+        .map(|(lane, conn)| tokio::spawn(publish::run(ctx.clone(), lane, conn)))
+        .collect();
+    let progress = tokio::spawn(progress(ctx.clone()));
+    let dropper = args
+        .drop_every
+        .map(|every| tokio::spawn(dropper(every, args.drop_for, args.seed, drop_txs)));
+    let stop = ctx.stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("vigil-sim: interrupted, finishing");
+            stop.cancel();
+        }
+    });
+
+    let mut summary = Summary::default();
+    let mut failure = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(end)) => {
+                for (reason, n) in end.expected {
+                    *summary
+                        .expected_rejections
+                        .entry(reason.to_owned())
+                        .or_default() += n;
+                }
+                summary.anomalies += end.anomalies;
+                summary.unacked += end.unacked;
+                summary.offline_devices.extend(end.offline);
+            }
+            Ok(Err(e)) => {
+                ctx.stop.cancel();
+                failure.get_or_insert(e);
+            }
+            Err(e) => {
+                ctx.stop.cancel();
+                failure.get_or_insert(anyhow::anyhow!("a publisher failed: {e}"));
+            }
         }
     }
     progress.abort();
-    let elapsed = started.elapsed().as_secs_f64();
-    let s = sent.load(Ordering::Relaxed);
-    println!(
-        "vigil-sim: {s} readings in {elapsed:.1}s: {:.0} readings/s achieved, {:.0} asked; \
-         {} acknowledged by the broker, {} connection errors",
-        s as f64 / elapsed,
-        args.rate,
-        acked.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed)
-    );
-    Ok(())
-}
-
-/// Messages (not readings) sent: a SenML pack carries a device's metrics in one.
-fn messages(sent: &AtomicU64, format: PayloadFormat, metrics: usize) -> u64 {
-    let s = sent.load(Ordering::Relaxed);
-    if format == PayloadFormat::Senml {
-        s / metrics as u64
-    } else {
-        s
+    if let Some(d) = dropper {
+        d.abort();
     }
-}
-
-async fn futures_all(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>) {
-    for t in tasks {
-        match t.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("vigil-sim: {e:#}"),
-            Err(e) => eprintln!("vigil-sim: publisher failed: {e}"),
-        }
+    if let Some(e) = failure {
+        return Err(e);
     }
+    if let Some(file) = &ctx.labels {
+        use std::io::Write as _;
+        let mut f = file.lock().map_err(|_| anyhow::anyhow!("labels lock"))?;
+        f.flush().context("--labels: write failed")?;
+    }
+    let elapsed = ctx.started.elapsed().as_secs_f64();
+    summary.elapsed_s = elapsed;
+    summary.samples = Stats::get(&stats.slots);
+    summary.asked_rate = ctx.schedule.mean_rate(elapsed);
+    summary.achieved_rate = summary.samples as f64 / elapsed.max(1e-9);
+    summary.readings = Stats::get(&stats.readings);
+    summary.messages = Stats::get(&stats.messages);
+    summary.bad_messages = Stats::get(&stats.bad);
+    summary.withheld_readings = Stats::get(&stats.withheld);
+    summary.control_messages = Stats::get(&stats.control);
+    summary.acked = Stats::get(&stats.acked);
+    summary.errors = Stats::get(&stats.errors);
+    summary.drops = Stats::get(&stats.drops);
+    summary.expected_rejections.retain(|_, n| *n > 0);
+    summary.offline_devices.sort();
+    Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn publish(
-    client: AsyncClient,
-    mut shard: Fleet,
-    format: PayloadFormat,
-    qos: QoS,
-    rate: f64,
-    count: Option<u64>,
-    deadline: Option<Instant>,
-    sent: Arc<AtomicU64>,
-) -> anyhow::Result<()> {
-    let metrics = shard.metrics_per_device() as u64;
-    let mut done = 0u64;
-    let started = Instant::now();
+async fn progress(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
     loop {
-        if count.is_some_and(|c| done >= c) || deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(());
+        tick.tick().await;
+        let t = ctx.started.elapsed();
+        let asked = ctx.schedule.rate_at(t.as_secs_f64());
+        eprintln!("{}", ctx.stats.progress(t, last, asked));
+        last = Stats::get(&ctx.stats.slots);
+    }
+}
+
+/// Presence mode: every `every`, tells one device (chosen by the seed) to drop off.
+async fn dropper(
+    every: Duration,
+    away: Duration,
+    seed: u64,
+    lanes: Vec<tokio::sync::mpsc::Sender<Duration>>,
+) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xD50F);
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if lanes.is_empty() {
+            return;
         }
-        // Pace against the start time so short stalls are caught up, not lost.
-        let due = started + Duration::from_secs_f64(done as f64 / rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
-        }
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        for (topic, payload, readings) in shard.next_messages(format, now_ms) {
-            client.publish(topic, qos, false, payload).await?;
-            done += readings;
-            sent.fetch_add(readings, Ordering::Relaxed);
-        }
-        debug_assert!(metrics > 0);
+        let _ = lanes[rng.random_range(0..lanes.len())].try_send(away);
+    }
+}
+
+/// vigil's own verdict on one message: topic mapping and parsing as the service does it.
+#[cfg(test)]
+pub(crate) fn vigil_parse(topic: &str, payload: &[u8]) -> vigil::ingest::reading::Parsed {
+    use vigil::ingest::parse::{parse_payload, Limits, LineOptions};
+    use vigil::ingest::reading::{Parsed, RejectReason, Rejection};
+    use vigil::ingest::topics::{default_rules, TopicMap};
+    let map = TopicMap::new(&default_rules()).expect("default rules");
+    match map.resolve(topic) {
+        Some((format, source)) => parse_payload(
+            format,
+            source,
+            payload,
+            chrono::Utc::now(),
+            &Limits::default(),
+            &LineOptions::default(),
+        ),
+        None => Parsed::rejected(Rejection::new(RejectReason::UnmappedTopic, topic)),
     }
 }

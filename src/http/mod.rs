@@ -2,6 +2,7 @@
 
 mod error;
 mod ingest;
+mod page;
 mod probes;
 
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/", get(page::index))
+        .route("/static/{*path}", get(page::asset))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::fleet::{self, Registry};
 use crate::health::Health;
 use crate::http::{router, AppState};
 use crate::ingest::ack_lag::AckLag;
@@ -83,6 +84,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         queue_tx,
     ));
     let live = LiveFeed::new(settings.live.capacity, metrics.clone());
+    // Subscribed before the writers start, so the registry misses nothing committed.
+    let fleet = Arc::new(Registry::new(&settings.api));
+    let fleet_tracker = fleet::Tracker {
+        registry: fleet.clone(),
+        feed: live.subscribe(),
+        live: live.clone(),
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        offline_after: settings.api.offline_after,
+        max_series: settings.ingest.max_series,
+    };
+    tracker.spawn(fleet::track(fleet_tracker, stop.clone()));
 
     let (batch_tx, batch_rx) = mpsc::channel(settings.writer.writers);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -146,6 +159,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         ack_lag,
         live: live.clone(),
         pool: pool.clone(),
+        fleet,
+        api: Arc::new(settings.api.clone()),
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await

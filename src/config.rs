@@ -48,6 +48,7 @@ pub struct Settings {
     pub http: HttpConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub api: crate::fleet::ApiConfig,
 }
 
 /// The broker connection.
@@ -359,6 +360,7 @@ impl Settings {
             ));
         }
         TopicMap::new(&self.ingest.topics).map_err(|e| invalid("ingest.topics", e.to_string()))?;
+        self.api.validate()?;
         let positive = [
             ("ingest.queue_capacity", self.ingest.queue_capacity),
             ("ingest.max_series", self.ingest.max_series),

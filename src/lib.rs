@@ -8,13 +8,15 @@
 //! - [`store`]: migrations, the batcher and writers, binary COPY, dead letters.
 //! - [`live`]: the broadcast of committed readings, device updates and anomalies.
 //! - [`detect`]: per-series anomaly detection.
-//! - [`http`]: health, readiness, metrics and HTTP ingest.
+//! - [`fleet`]: the in-memory device registry (status, metadata, latest values).
+//! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
 
 pub mod app;
 pub mod config;
 pub mod detect;
+pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod ingest;

@@ -57,6 +57,12 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request latency by matched route.
     pub http_request_seconds: HistogramVec,
+    /// Devices in the in-memory registry.
+    pub devices_known: IntGauge,
+    /// Of those, devices online (heard from within `api.offline_after`).
+    pub devices_online: IntGauge,
+    /// Live-feed messages the device registry skipped because it fell behind.
+    pub fleet_lagged: IntCounter,
 }
 
 impl Metrics {
@@ -168,6 +174,18 @@ impl Metrics {
                 &["route"],
             )
             .expect("valid metric"),
+            devices_known: IntGauge::new("vigil_devices_known", "Devices in the registry")
+                .expect("valid metric"),
+            devices_online: IntGauge::new(
+                "vigil_devices_online",
+                "Devices heard from within api.offline_after and not offline",
+            )
+            .expect("valid metric"),
+            fleet_lagged: IntCounter::new(
+                "vigil_fleet_lagged_messages_total",
+                "Live-feed messages the device registry skipped because it fell behind",
+            )
+            .expect("valid metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -191,6 +209,9 @@ impl Metrics {
             Box::new(m.live_lagged.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_request_seconds.clone()),
+            Box::new(m.devices_known.clone()),
+            Box::new(m.devices_online.clone()),
+            Box::new(m.fleet_lagged.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -24,13 +24,41 @@ pub struct IngestQuery {
 }
 
 /// The answer: how many readings are committed and which items were refused.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     pub accepted: usize,
+    /// `{"reason", "detail", "index"?}` per refused item.
+    #[schema(value_type = Vec<Object>)]
     pub rejected: Vec<Rejection>,
 }
 
 /// Stores the body's readings and answers once they are committed, so a retry is safe.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest",
+    tag = "ingest",
+    params(("format" = Option<String>, Query,
+        description = "`readings`, `senml` or `line`; by default from Content-Type")),
+    request_body(
+        description = "JSON readings `[{device_id, metric, ts, value}]` (application/json), \
+                       a SenML pack (application/senml+json) or InfluxDB line protocol (text/plain)",
+        content(
+            (String = "application/json"),
+            (String = "application/senml+json"),
+            (String = "text/plain"),
+        )
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed (some items may be refused)", body = IngestResponse),
+        (status = 400, description = "Malformed body or bad parameter", body = IngestResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = IngestResponse),
+        (status = 415, description = "Unsupported Content-Type", body = super::openapi::ErrorBody),
+        (status = 422, description = "Every item refused", body = IngestResponse),
+        (status = 503, description = "Shutting down or database unavailable; retry", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn ingest(
     State(state): State<AppState>,
     Query(query): Query<IngestQuery>,

@@ -1,8 +1,12 @@
-//! The HTTP API: health, metrics and ingest.
+//! The HTTP API: health, metrics, ingest, the devices API and its OpenAPI document.
 
+mod cors;
+mod devices;
 mod error;
 mod ingest;
 mod page;
+pub mod openapi;
+pub mod params;
 mod probes;
 
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use error::AppError;
 
 use crate::config::HttpConfig;
+use crate::fleet::{ApiConfig, Registry};
 use crate::health::Health;
 use crate::ingest::ack_lag::AckLag;
 use crate::ingest::intake::Intake;
@@ -39,26 +44,35 @@ pub struct AppState {
     pub live: LiveFeed,
     /// Queries for the read API (history, export, registry).
     pub pool: PgPool,
+    /// The device registry, served from memory.
+    pub fleet: Arc<Registry>,
+    /// `[api]`: page sizes, CORS origins.
+    pub api: Arc<ApiConfig>,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.http.max_body_bytes;
     let timeout = state.http.request_timeout;
-    Router::new()
+    let api = state.api.clone();
+    let router = Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
         .route("/", get(page::index))
         .route("/static/{*path}", get(page::asset))
+        .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/devices/{device}", get(devices::get_one))
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
+        .with_state(state);
+    cors::apply(router, &api)
 }
 
 /// Counts requests and their latency by matched route (never the raw URI: unbounded).

@@ -49,7 +49,20 @@ export class MetricChart {
         // few live points it holds.
         cursor: { drag: { x: true, y: false, setScale: false } },
         legend: { show: false },
-        scales: { x: { time: true } },
+        scales: {
+          x: {
+            time: true,
+            // With no data or one point, still show the live window ending now (or at
+            // that point), so the axis is readable and a drag maps to real times.
+            range: (u, min, max) => {
+              if (min == null || !Number.isFinite(min)) {
+                const now = Date.now() / 1000;
+                return [now - LIVE_WINDOW_S, now];
+              }
+              return min === max ? [max - LIVE_WINDOW_S, max + 1] : [min, max];
+            },
+          },
+        },
         series: [
           {},
           {

@@ -40,7 +40,13 @@ export class DeviceView {
     const known = this.fleet.devices.get(id);
     this.showHeader(known);
     // Charts for the metrics already known; new metrics get one on their first reading.
-    if (known) for (const m of known.metrics()) this.chartFor(m);
+    if (known) {
+      for (const m of known.metrics()) {
+        // Start from the newest stored value: a real reading, drawn before any live one.
+        const l = known.latest.get(m);
+        this.chartFor(m).addLive(l.t / 1000, l.value);
+      }
+    }
 
     this.filter = `${id}/+`;
     this.live.subscribe(this.filter, Date.now() - LIVE_WINDOW_S * 1000);

@@ -1,0 +1,232 @@
+// End-to-end test of vigil's live page in headless Chromium (Debian's, via playwright-core).
+//
+// Run by scripts/e2e.sh, which starts PostgreSQL, Mosquitto and a vigil-sim fleet and
+// passes: VIGIL_BIN (the vigil binary), VIGIL_HTTP_ADDR, VIGIL_DATABASE_URL,
+// VIGIL_MQTT_URL, E2E_DEVICES (fleet size), E2E_OUT (where screenshots and logs go).
+// This script runs vigil itself, because it restarts it to check the reconnect.
+//
+// Every wait is for a condition under a generous timeout; nothing asserts on timing.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) fail(`environment variable ${name} is not set (run scripts/e2e.sh)`);
+  return v;
+};
+const VIGIL_BIN = env('VIGIL_BIN');
+const ADDR = env('VIGIL_HTTP_ADDR');
+const OUT = env('E2E_OUT');
+const DEVICES = Number(env('E2E_DEVICES'));
+const BASE = `http://${ADDR}`;
+const LONG = 60_000;
+
+mkdirSync(OUT, { recursive: true });
+const vigilLog = createWriteStream(join(OUT, 'vigil.log'), { flags: 'a' });
+let vigil = null;
+let browser = null;
+const skipped = [];
+let passed = 0;
+
+function fail(message) {
+  console.error(`e2e: FAILED: ${message}`);
+  process.exitCode = 1;
+  throw new Error(message);
+}
+
+function check(cond, message) {
+  if (!cond) fail(message);
+  passed++;
+  console.log(`e2e: ok - ${message}`);
+}
+
+/** Polls `probe` until it returns a truthy value; fails with `what` after `timeout` ms. */
+async function until(what, probe, timeout = LONG) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  fail(`timed out after ${timeout / 1000} s waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+async function startVigil() {
+  vigilLog.write(`\n=== e2e: starting vigil at ${new Date().toISOString()}\n`);
+  vigil = spawn(VIGIL_BIN, ['serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  vigil.stdout.pipe(vigilLog, { end: false });
+  vigil.stderr.pipe(vigilLog, { end: false });
+  const proc = vigil;
+  proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  await until('vigil to answer /readyz', async () => {
+    if (proc.exitCode !== null) fail(`vigil exited early (code ${proc.exitCode}); see ${OUT}/vigil.log`);
+    const res = await fetch(`${BASE}/readyz`);
+    return res.ok;
+  });
+}
+
+async function stopVigil() {
+  if (!vigil || vigil.exitCode !== null || vigil.signalCode !== null) return;
+  const proc = vigil;
+  proc.kill('SIGTERM');
+  await Promise.race([proc.exited, new Promise((r) => setTimeout(r, LONG))]);
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+}
+
+async function json(path) {
+  const res = await fetch(`${BASE}${path}`);
+  return { status: res.status, body: res.ok ? await res.json() : null };
+}
+
+async function run() {
+  await startVigil();
+
+  // Readiness of the data: the whole simulated fleet is listed with values.
+  const listing = await until(`the API to list ${DEVICES} devices with readings`, async () => {
+    const { body } = await json(`/api/v1/devices?limit=1000`);
+    const withValues = body.devices.filter((d) => Object.keys(d.latest).length > 0);
+    return body.total >= DEVICES && withValues.length >= DEVICES ? body : null;
+  });
+  const wsServed = (await fetch(`${BASE}/ws`)).status !== 404;
+  if (!wsServed) skipped.push('live feed (/ws is not served by this vigil)');
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') console.log(`e2e: page console error: ${m.text()}`);
+  });
+  // Anything but vigil itself would be a CDN or tile server: the page must not need one.
+  const foreign = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(BASE) && !r.url().startsWith(`ws://${ADDR}`)) foreign.push(r.url());
+  });
+
+  // --- fleet overview
+  await page.goto(BASE);
+  await page.waitForSelector('body[data-loaded="true"]', { timeout: LONG });
+  const shownTotal = await page.getAttribute('#fleet-summary', 'data-total');
+  check(Number(shownTotal) === listing.total, `the page counts ${listing.total} devices, as the API does (shows ${shownTotal})`);
+  const firstRow = await page.getAttribute('.device-row:not([hidden])', 'data-device');
+  check(firstRow === listing.devices[0].device_id, `the list starts with ${listing.devices[0].device_id} (got ${firstRow})`);
+
+  // Search narrows the list; clearing it brings everyone back.
+  const target = listing.devices[Math.min(3, listing.devices.length - 1)].device_id;
+  await page.fill('#search', target);
+  await until('the search to narrow the list', async () => {
+    const ids = await page.$$eval('.device-row:not([hidden])', (rows) => rows.map((r) => r.dataset.device));
+    return ids.length >= 1 && ids.every((id) => id.includes(target));
+  });
+  check(true, `searching "${target}" shows only matching devices`);
+  await page.fill('#search', '');
+
+  if (wsServed) {
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: LONG });
+    check(true, 'the connection indicator shows live');
+  }
+  await page.waitForTimeout(1500); // let sparklines gather a few points for the screenshot
+  await page.screenshot({ path: join(OUT, 'page.png') });
+  console.log(`e2e: screenshot ${join(OUT, 'page.png')}`);
+
+  // --- device view
+  const device = listing.devices[0];
+  const metrics = Object.keys(device.latest).sort();
+  await page.click(`.device-row[data-device="${device.device_id}"]`);
+  await page.waitForSelector('#device-view:not([hidden])', { timeout: LONG });
+  await until(`one chart per metric (${metrics.join(', ')})`, async () =>
+    (await page.$$eval('.chart', (cs) => cs.map((c) => c.dataset.metric).sort())).join() === metrics.join(),
+  );
+  check(true, `the device view has a chart for each of ${metrics.join(', ')}`);
+  const chart = `.chart[data-metric="${metrics[0]}"]`;
+
+  if (wsServed) {
+    const first = await until('the live chart to draw a value', async () => page.getAttribute(chart, 'data-last-ts'));
+    await until('the live chart value to change', async () => (await page.getAttribute(chart, 'data-last-ts')) !== first);
+    check(true, `the live chart of ${metrics[0]} moves on with new readings`);
+  }
+
+  // --- zoom: drag across the middle of the plot, expect a history request and its drawing
+  const over = await page.waitForSelector(`${chart} .u-over`, { timeout: LONG });
+  const box = await over.boundingBox();
+  const answered = page.waitForResponse((r) => r.url().includes('/api/v1/readings?') && r.url().includes(`metric=${metrics[0]}`), { timeout: LONG });
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width * 0.2, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.5, y, { steps: 5 });
+  await page.mouse.move(box.x + box.width * 0.8, y, { steps: 5 });
+  await page.mouse.up();
+  const response = await answered;
+  check(true, `zooming asked vigil for history: ${new URL(response.url()).search}`);
+  if (response.status() === 200) {
+    const points = (await response.json()).points.length;
+    await until('the history answer to be drawn', async () =>
+      (await page.getAttribute(chart, 'data-source')) === 'history' &&
+      Number(await page.getAttribute(chart, 'data-points')) === points,
+    );
+    check(points > 0, `the zoomed chart draws the ${points} points of the answer`);
+    check(await page.isVisible('#back-to-live'), 'a "back to live" button is offered');
+    await page.screenshot({ path: join(OUT, 'device-zoomed.png') });
+    await page.click('#back-to-live');
+    await until('the chart to be live again', async () => (await page.getAttribute(chart, 'data-mode')) === 'live');
+    check(true, '"back to live" returns the charts to the live feed');
+  } else {
+    const ok = response.status() === 404 && !(await response.text()).includes('"error"');
+    check(ok, `history route missing (404), not an error (${response.status()})`);
+    await until('the "not available" note', async () => (await page.textContent(`${chart} .chart-note`)).includes('not available'));
+    check(true, 'the page says history is not available');
+    skipped.push('history drawing (/api/v1/readings is not served by this vigil)');
+  }
+  await page.screenshot({ path: join(OUT, 'device.png') });
+
+  // --- reconnect: vigil restarts, the page notices, comes back and resumes
+  if (wsServed) {
+    await stopVigil();
+    await page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: LONG });
+    check(true, 'with vigil stopped, the indicator shows reconnecting');
+    await startVigil();
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: LONG });
+    check(true, 'after vigil restarts, the indicator is live again');
+    const before = await page.getAttribute(chart, 'data-last-ts');
+    await until('live values after the reconnect', async () => (await page.getAttribute(chart, 'data-last-ts')) !== before);
+    check(true, 'live values flow again after the reconnect (resubscribed)');
+  }
+
+  check(pageErrors.length === 0, `no uncaught error in the page${pageErrors.length ? `: ${pageErrors.join('; ')}` : ''}`);
+  check(foreign.length === 0, `the page loads nothing from elsewhere${foreign.length ? `: ${foreign.join(', ')}` : ''}`);
+}
+
+try {
+  await run();
+} catch (e) {
+  if (!process.exitCode) console.error(`e2e: FAILED: ${e.stack || e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser?.close().catch(() => {});
+  await stopVigil().catch(() => {});
+  vigilLog.end();
+}
+for (const s of skipped) console.log(`e2e: skipped - ${s}`);
+const failed = process.exitCode ? 1 : 0;
+console.log(`e2e: ${passed} passed, ${failed} failed${skipped.length ? `, ${skipped.length} skipped` : ''}`);

@@ -96,6 +96,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         max_series: settings.ingest.max_series,
     };
     tracker.spawn(fleet::track(fleet_tracker, stop.clone()));
+    let (stream_hub, hub_task) =
+        crate::stream::Hub::new(settings.stream.clone(), &live, metrics.clone());
+    tracker.spawn(hub_task.run(stop.clone()));
 
     let (batch_tx, batch_rx) = mpsc::channel(settings.writer.writers);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -161,6 +164,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         pool: pool.clone(),
         fleet,
         api: Arc::new(settings.api.clone()),
+        stream: stream_hub,
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await

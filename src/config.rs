@@ -49,6 +49,7 @@ pub struct Settings {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub api: crate::fleet::ApiConfig,
+    pub stream: crate::stream::StreamConfig,
 }
 
 /// The broker connection.
@@ -377,6 +378,9 @@ impl Settings {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        self.stream
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
         if self.writer.retry_min > self.writer.retry_max {
             return Err(invalid(
                 "writer.retry_min",

@@ -9,6 +9,7 @@
 //! - [`live`]: the broadcast of committed readings, device updates and anomalies.
 //! - [`detect`]: per-series anomaly detection.
 //! - [`fleet`]: the in-memory device registry (status, metadata, latest values).
+//! - [`stream`]: live readings, device updates and anomalies to WebSocket and SSE clients.
 //! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
@@ -23,3 +24,4 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod store;
+pub mod stream;

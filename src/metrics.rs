@@ -4,8 +4,8 @@
 //! device id.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::ingest::reading::RejectReason;
@@ -55,6 +55,18 @@ pub struct Metrics {
     pub live_lagged: IntCounter,
     /// HTTP requests by matched route and status.
     pub http_requests: IntCounterVec,
+    /// Streaming clients connected, by transport (ws, sse).
+    pub stream_clients: IntGaugeVec,
+    /// Messages sent to streaming clients, by type.
+    pub stream_messages_sent: IntCounterVec,
+    /// Readings sent to streaming clients (a reading sent to two clients counts twice).
+    pub stream_readings_sent: IntCounter,
+    /// Readings or messages streaming clients skipped because they were behind.
+    pub stream_lagged: IntCounter,
+    /// Streaming clients disconnected, by reason (closed, slow, ping_timeout, shutdown).
+    pub stream_disconnects: IntCounterVec,
+    /// Streaming connections refused at the `stream.max_connections` cap.
+    pub stream_refused: IntCounter,
     /// HTTP request latency by matched route.
     pub http_request_seconds: HistogramVec,
     /// Devices in the in-memory registry.
@@ -186,6 +198,42 @@ impl Metrics {
                 "Live-feed messages the device registry skipped because it fell behind",
             )
             .expect("valid metric"),
+            stream_clients: IntGaugeVec::new(
+                Opts::new("vigil_stream_clients", "Streaming clients connected"),
+                &["transport"],
+            )
+            .expect("valid metric"),
+            stream_messages_sent: IntCounterVec::new(
+                Opts::new(
+                    "vigil_stream_messages_sent_total",
+                    "Messages sent to streaming clients, by type",
+                ),
+                &["type"],
+            )
+            .expect("valid metric"),
+            stream_readings_sent: IntCounter::new(
+                "vigil_stream_readings_sent_total",
+                "Readings sent to streaming clients, counted per client",
+            )
+            .expect("valid metric"),
+            stream_lagged: IntCounter::new(
+                "vigil_stream_lagged_total",
+                "Readings or messages skipped by streaming clients that fell behind",
+            )
+            .expect("valid metric"),
+            stream_disconnects: IntCounterVec::new(
+                Opts::new(
+                    "vigil_stream_disconnects_total",
+                    "Streaming clients disconnected, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            stream_refused: IntCounter::new(
+                "vigil_stream_refused_total",
+                "Streaming connections refused at stream.max_connections",
+            )
+            .expect("valid metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -212,6 +260,12 @@ impl Metrics {
             Box::new(m.devices_known.clone()),
             Box::new(m.devices_online.clone()),
             Box::new(m.fleet_lagged.clone()),
+            Box::new(m.stream_clients.clone()),
+            Box::new(m.stream_messages_sent.clone()),
+            Box::new(m.stream_readings_sent.clone()),
+            Box::new(m.stream_lagged.clone()),
+            Box::new(m.stream_disconnects.clone()),
+            Box::new(m.stream_refused.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -222,6 +276,15 @@ impl Metrics {
         }
         for source in SOURCES {
             m.readings_received.with_label_values(&[source]);
+        }
+        for t in crate::stream::Transport::ALL {
+            m.stream_clients.with_label_values(&[t.label()]);
+        }
+        for kind in crate::stream::shell::MESSAGE_TYPES {
+            m.stream_messages_sent.with_label_values(&[kind]);
+        }
+        for end in crate::stream::shell::End::ALL {
+            m.stream_disconnects.with_label_values(&[end.label()]);
         }
         m
     }

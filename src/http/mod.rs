@@ -8,6 +8,8 @@ mod page;
 pub mod openapi;
 pub mod params;
 mod probes;
+mod sse;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub fleet: Arc<Registry>,
     /// `[api]`: page sizes, CORS origins.
     pub api: Arc<ApiConfig>,
+    /// Fan-out of the live feed to WebSocket and SSE clients.
+    pub stream: crate::stream::Hub,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).
@@ -65,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{device}", get(devices::get_one))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/ws", get(ws::ws))
+        .route("/api/v1/stream", get(sse::stream))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,8 @@
 #
 #   scripts/e2e.sh                  # debug build, 20 devices x 3 metrics at 100 readings/s
 #   E2E_PROFILE=release scripts/e2e.sh
+#   E2E_SCRIPT=scale.mjs E2E_DEVICES=1000 E2E_RATE=2000 E2E_SOAK_S=600 scripts/e2e.sh
+#                                   # the page at fleet scale: load time, memory over time
 #
 # Output: target/e2e/page.png (fleet), device.png, device-zoomed.png, vigil.log, sim.log.
 set -euo pipefail
@@ -15,6 +17,7 @@ PROFILE=${E2E_PROFILE:-debug}
 DEVICES=${E2E_DEVICES:-20}
 METRICS=${E2E_METRICS:-3}
 RATE=${E2E_RATE:-100}
+SCRIPT=${E2E_SCRIPT:-page.test.mjs}
 OUT=$REPO/target/e2e
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
@@ -65,6 +68,6 @@ log "vigil-sim: $DEVICES devices x $METRICS metrics at $RATE readings/s"
     >"$OUT/sim.log" 2>&1 &
 sim_pid=$!
 
-log "page test in headless Chromium against http://$VIGIL_HTTP_ADDR"
+log "tests/e2e/$SCRIPT in headless Chromium against http://$VIGIL_HTTP_ADDR"
 VIGIL_BIN="$BIN/vigil" E2E_OUT="$OUT" E2E_DEVICES="$DEVICES" CHROMIUM="$CHROMIUM" \
-    node tests/e2e/page.test.mjs
+    node "tests/e2e/$SCRIPT"

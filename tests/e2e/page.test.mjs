@@ -1,117 +1,32 @@
 // End-to-end test of vigil's live page in headless Chromium (Debian's, via playwright-core).
 //
-// Run by scripts/e2e.sh, which starts PostgreSQL, Mosquitto and a vigil-sim fleet and
-// passes: VIGIL_BIN (the vigil binary), VIGIL_HTTP_ADDR, VIGIL_DATABASE_URL,
-// VIGIL_MQTT_URL, E2E_DEVICES (fleet size), E2E_OUT (where screenshots and logs go).
-// This script runs vigil itself, because it restarts it to check the reconnect.
+// Run by scripts/e2e.sh, which starts PostgreSQL, Mosquitto and a vigil-sim fleet (see
+// harness.mjs for what it passes). This script runs vigil itself, because it restarts it
+// to check the reconnect.
 //
 // Every wait is for a condition under a generous timeout; nothing asserts on timing.
 
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  ADDR, BASE, DEVICES, LONG, OUT, Vigil, check, getJson, launchChromium, main, results, until,
+} from './harness.mjs';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) fail(`environment variable ${name} is not set (run scripts/e2e.sh)`);
-  return v;
-};
-const VIGIL_BIN = env('VIGIL_BIN');
-const ADDR = env('VIGIL_HTTP_ADDR');
-const OUT = env('E2E_OUT');
-const DEVICES = Number(env('E2E_DEVICES'));
-const BASE = `http://${ADDR}`;
-const LONG = 60_000;
-
-mkdirSync(OUT, { recursive: true });
-const vigilLog = createWriteStream(join(OUT, 'vigil.log'), { flags: 'a' });
-let vigil = null;
+const vigil = new Vigil();
 let browser = null;
-const skipped = [];
-let passed = 0;
-
-function fail(message) {
-  console.error(`e2e: FAILED: ${message}`);
-  process.exitCode = 1;
-  throw new Error(message);
-}
-
-function check(cond, message) {
-  if (!cond) fail(message);
-  passed++;
-  console.log(`e2e: ok - ${message}`);
-}
-
-/** Polls `probe` until it returns a truthy value; fails with `what` after `timeout` ms. */
-async function until(what, probe, timeout = LONG) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await probe();
-      if (last) return last;
-    } catch (e) {
-      last = e.message;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  fail(`timed out after ${timeout / 1000} s waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-async function startVigil() {
-  vigilLog.write(`\n=== e2e: starting vigil at ${new Date().toISOString()}\n`);
-  vigil = spawn(VIGIL_BIN, ['serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  vigil.stdout.pipe(vigilLog, { end: false });
-  vigil.stderr.pipe(vigilLog, { end: false });
-  const proc = vigil;
-  proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  await until('vigil to answer /readyz', async () => {
-    if (proc.exitCode !== null) fail(`vigil exited early (code ${proc.exitCode}); see ${OUT}/vigil.log`);
-    const res = await fetch(`${BASE}/readyz`);
-    return res.ok;
-  });
-}
-
-async function stopVigil() {
-  if (!vigil || vigil.exitCode !== null || vigil.signalCode !== null) return;
-  const proc = vigil;
-  proc.kill('SIGTERM');
-  await Promise.race([proc.exited, new Promise((r) => setTimeout(r, LONG))]);
-  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-}
-
-async function json(path) {
-  const res = await fetch(`${BASE}${path}`);
-  return { status: res.status, body: res.ok ? await res.json() : null };
-}
 
 async function run() {
-  await startVigil();
+  await vigil.start();
 
   // Readiness of the data: the whole simulated fleet is listed with values.
   const listing = await until(`the API to list ${DEVICES} devices with readings`, async () => {
-    const { body } = await json(`/api/v1/devices?limit=1000`);
+    const { body } = await getJson(`/api/v1/devices?limit=1000`);
     const withValues = body.devices.filter((d) => Object.keys(d.latest).length > 0);
     return body.total >= DEVICES && withValues.length >= DEVICES ? body : null;
   });
   const wsServed = (await fetch(`${BASE}/ws`)).status !== 404;
-  if (!wsServed) skipped.push('live feed (/ws is not served by this vigil)');
+  if (!wsServed) results.skipped.push('live feed (/ws is not served by this vigil)');
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -196,16 +111,16 @@ async function run() {
     check(ok, `history route missing (404), not an error (${response.status()})`);
     await until('the "not available" note', async () => (await page.textContent(`${chart} .chart-note`)).includes('not available'));
     check(true, 'the page says history is not available');
-    skipped.push('history drawing (/api/v1/readings is not served by this vigil)');
+    results.skipped.push('history drawing (/api/v1/readings is not served by this vigil)');
   }
   await page.screenshot({ path: join(OUT, 'device.png') });
 
   // --- reconnect: vigil restarts, the page notices, comes back and resumes
   if (wsServed) {
-    await stopVigil();
+    await vigil.stop();
     await page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: LONG });
     check(true, 'with vigil stopped, the indicator shows reconnecting');
-    await startVigil();
+    await vigil.start();
     await page.waitForSelector('#conn[data-state="live"]', { timeout: LONG });
     check(true, 'after vigil restarts, the indicator is live again');
     const before = await page.getAttribute(chart, 'data-last-ts');
@@ -217,16 +132,7 @@ async function run() {
   check(foreign.length === 0, `the page loads nothing from elsewhere${foreign.length ? `: ${foreign.join(', ')}` : ''}`);
 }
 
-try {
-  await run();
-} catch (e) {
-  if (!process.exitCode) console.error(`e2e: FAILED: ${e.stack || e.message}`);
-  process.exitCode = 1;
-} finally {
+await main(run, async () => {
   await browser?.close().catch(() => {});
-  await stopVigil().catch(() => {});
-  vigilLog.end();
-}
-for (const s of skipped) console.log(`e2e: skipped - ${s}`);
-const failed = process.exitCode ? 1 : 0;
-console.log(`e2e: ${passed} passed, ${failed} failed${skipped.length ? `, ${skipped.length} skipped` : ''}`);
+  await vigil.stop();
+});

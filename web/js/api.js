@@ -12,7 +12,7 @@ export class ApiError extends Error {
 }
 
 async function getJson(path, { signal } = {}) {
-  const res = await fetch(path, { signal, headers: { accept: 'application/json' } });
+  const res = await fetch(path, { signal });
   const text = await res.text();
   let body = null;
   try {
@@ -86,6 +86,6 @@ export async function alerts() {
 
 /** Whether the WebSocket route exists (a plain GET is refused, but not with 404). */
 export async function liveFeedServed() {
-  const res = await fetch('/ws', { headers: { accept: 'application/json' } });
+  const res = await fetch('/ws');
   return res.status !== 404;
 }

@@ -154,6 +154,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         tracker.spawn(bridge.run(stop.clone(), acks_done.clone(), deadline));
     }
 
+    if settings.history.rollups {
+        let rollups = crate::history::rollup::Rollups {
+            pool: pool.clone(),
+            cfg: settings.history.clone(),
+            metrics: metrics.clone(),
+        };
+        tracker.spawn(rollups.run(stop.clone()));
+    }
+    let retention = crate::store::retention::Retention {
+        pool: pool.clone(),
+        cfg: settings.retention.clone(),
+        metrics: metrics.clone(),
+    };
+    tracker.spawn(retention.run(stop.clone()));
+
     let state = AppState {
         intake,
         health: health.clone(),
@@ -165,6 +180,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         fleet,
         api: Arc::new(settings.api.clone()),
         stream: stream_hub,
+        history: Arc::new(settings.history.clone()),
     };
     let listener = tokio::net::TcpListener::bind(settings.http.addr)
         .await

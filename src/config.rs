@@ -50,6 +50,8 @@ pub struct Settings {
     pub log: LogConfig,
     pub api: crate::fleet::ApiConfig,
     pub stream: crate::stream::StreamConfig,
+    pub history: crate::history::HistoryConfig,
+    pub retention: crate::store::retention::RetentionConfig,
 }
 
 /// The broker connection.
@@ -387,6 +389,8 @@ impl Settings {
                 "must not exceed writer.retry_max",
             ));
         }
+        self.history.validate().map_err(|(k, p)| invalid(k, p))?;
+        self.retention.validate().map_err(|(k, p)| invalid(k, p))?;
         if self.mqtt.reconnect_min > self.mqtt.reconnect_max {
             return Err(invalid(
                 "mqtt.reconnect_min",

@@ -10,6 +10,8 @@
 //! - [`detect`]: per-series anomaly detection.
 //! - [`fleet`]: the in-memory device registry (status, metadata, latest values).
 //! - [`stream`]: live readings, device updates and anomalies to WebSocket and SSE clients.
+//! - [`history`]: downsampled history over rollups, export encoding; retention is in
+//!   [`store::retention`].
 //! - [`http`]: health, readiness, metrics, HTTP ingest, the devices API, OpenAPI.
 //! - [`metrics`], [`health`]: what operators see.
 //! - [`app`]: wiring and the shutdown order.
@@ -19,6 +21,7 @@ pub mod config;
 pub mod detect;
 pub mod fleet;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod live;

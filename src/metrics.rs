@@ -75,6 +75,22 @@ pub struct Metrics {
     pub devices_online: IntGauge,
     /// Live-feed messages the device registry skipped because it fell behind.
     pub fleet_lagged: IntCounter,
+    /// End of the rolled-up history (rollups are complete before it), unix seconds.
+    pub rollup_rolled_up_seconds: prometheus::Gauge,
+    /// Minutes recomputed because late readings arrived in them.
+    pub rollup_late_minutes: IntCounter,
+    /// Rollup passes that failed (retried with back-off).
+    pub rollup_errors: IntCounter,
+    /// History queries by the coarsest source read (raw, 1m, 1h).
+    pub history_queries: IntCounterVec,
+    /// Rows streamed by exports, by format.
+    pub export_rows: IntCounterVec,
+    /// Rows deleted by retention, by table.
+    pub retention_deleted: IntCounterVec,
+    /// When the last complete retention pass ran, unix seconds.
+    pub retention_last_run_seconds: prometheus::Gauge,
+    /// Retention passes that failed.
+    pub retention_errors: IntCounter,
 }
 
 impl Metrics {
@@ -234,6 +250,52 @@ impl Metrics {
                 "Streaming connections refused at stream.max_connections",
             )
             .expect("valid metric"),
+            rollup_rolled_up_seconds: prometheus::Gauge::new(
+                "vigil_rollup_rolled_up_timestamp_seconds",
+                "Rollups are complete for readings before this time",
+            )
+            .expect("valid metric"),
+            rollup_late_minutes: IntCounter::new(
+                "vigil_rollup_late_minutes_total",
+                "Rollup minutes recomputed because late readings arrived in them",
+            )
+            .expect("valid metric"),
+            rollup_errors: IntCounter::new(
+                "vigil_rollup_errors_total",
+                "Rollup passes that failed",
+            )
+            .expect("valid metric"),
+            history_queries: IntCounterVec::new(
+                Opts::new(
+                    "vigil_history_queries_total",
+                    "History queries by the coarsest source read",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
+            export_rows: IntCounterVec::new(
+                Opts::new("vigil_export_rows_total", "Rows streamed by exports"),
+                &["format"],
+            )
+            .expect("valid metric"),
+            retention_deleted: IntCounterVec::new(
+                Opts::new(
+                    "vigil_retention_deleted_rows_total",
+                    "Rows deleted by retention",
+                ),
+                &["table"],
+            )
+            .expect("valid metric"),
+            retention_last_run_seconds: prometheus::Gauge::new(
+                "vigil_retention_last_run_timestamp_seconds",
+                "When the last complete retention pass ran",
+            )
+            .expect("valid metric"),
+            retention_errors: IntCounter::new(
+                "vigil_retention_errors_total",
+                "Retention passes that failed",
+            )
+            .expect("valid metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -266,6 +328,14 @@ impl Metrics {
             Box::new(m.stream_lagged.clone()),
             Box::new(m.stream_disconnects.clone()),
             Box::new(m.stream_refused.clone()),
+            Box::new(m.rollup_rolled_up_seconds.clone()),
+            Box::new(m.rollup_late_minutes.clone()),
+            Box::new(m.rollup_errors.clone()),
+            Box::new(m.history_queries.clone()),
+            Box::new(m.export_rows.clone()),
+            Box::new(m.retention_deleted.clone()),
+            Box::new(m.retention_last_run_seconds.clone()),
+            Box::new(m.retention_errors.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -285,6 +355,15 @@ impl Metrics {
         }
         for end in crate::stream::shell::End::ALL {
             m.stream_disconnects.with_label_values(&[end.label()]);
+        }
+        for source in ["raw", "1m", "1h"] {
+            m.history_queries.with_label_values(&[source]);
+        }
+        for format in ["csv", "arrow"] {
+            m.export_rows.with_label_values(&[format]);
+        }
+        for table in crate::store::retention::Table::ALL {
+            m.retention_deleted.with_label_values(&[table.name()]);
         }
         m
     }

@@ -3,6 +3,7 @@
 mod cors;
 mod devices;
 mod error;
+pub mod export;
 mod ingest;
 mod page;
 pub mod openapi;
@@ -10,6 +11,7 @@ pub mod params;
 mod probes;
 mod sse;
 mod ws;
+pub mod readings;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub api: Arc<ApiConfig>,
     /// Fan-out of the live feed to WebSocket and SSE clients.
     pub stream: crate::stream::Hub,
+    /// History and export settings.
+    pub history: Arc<crate::history::HistoryConfig>,
 }
 
 /// The whole HTTP surface, ready to serve (tests drive it with `oneshot`).
@@ -71,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/ws", get(ws::ws))
         .route("/api/v1/stream", get(sse::stream))
+        .route("/api/v1/readings", get(readings::readings))
+        .route("/api/v1/export", get(export::export))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

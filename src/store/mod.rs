@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod copy;
 pub mod dead_letter;
+pub mod retention;
 pub mod writer;
 
 use std::str::FromStr;

@@ -168,6 +168,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<App> {
         metrics: metrics.clone(),
     };
     tracker.spawn(retention.run(stop.clone()));
+    if settings.detect.enabled {
+        crate::detect::task::DetectorTask {
+            cfg: settings.detect.clone(),
+            live: live.clone(),
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+        }
+        .spawn(&tracker, stop.clone());
+    }
 
     let state = AppState {
         intake,

@@ -52,6 +52,7 @@ pub struct Settings {
     pub stream: crate::stream::StreamConfig,
     pub history: crate::history::HistoryConfig,
     pub retention: crate::store::retention::RetentionConfig,
+    pub detect: crate::detect::DetectConfig,
 }
 
 /// The broker connection.
@@ -391,6 +392,9 @@ impl Settings {
         }
         self.history.validate().map_err(|(k, p)| invalid(k, p))?;
         self.retention.validate().map_err(|(k, p)| invalid(k, p))?;
+        self.detect
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
         if self.mqtt.reconnect_min > self.mqtt.reconnect_max {
             return Err(invalid(
                 "mqtt.reconnect_min",

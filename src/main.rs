@@ -1,6 +1,6 @@
 //! The `vigil` command: parse the CLI, start logging, call the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -33,6 +33,18 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Replay the live anomaly detector over a CSV file (`timestamp,value`) and write
+    /// `timestamp,value,anomaly_score`; the `[detect]` settings apply.
+    Detect {
+        /// Input CSV (`-` for stdin).
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Output CSV; stdout when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,7 +52,8 @@ fn main() -> ExitCode {
     let config = match &cli.command {
         Command::Serve { config }
         | Command::Migrate { config }
-        | Command::CheckConfig { config } => config.clone(),
+        | Command::CheckConfig { config }
+        | Command::Detect { config, .. } => config.clone(),
     };
     let settings = match Settings::load(config.as_deref()) {
         Ok(s) => s,
@@ -54,6 +67,9 @@ fn main() -> ExitCode {
         eprintln!("vigil: configuration is valid");
         return ExitCode::SUCCESS;
     }
+    if let Command::Detect { input, output, .. } = &cli.command {
+        return detect(&settings, input, output.as_deref());
+    }
     init_tracing(&settings);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -66,7 +82,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { .. } => serve(settings).await,
             Command::Migrate { .. } => migrate(settings).await,
-            Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+            Command::CheckConfig { .. } | Command::Detect { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match result {
@@ -74,6 +92,22 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn detect(settings: &Settings, input: &Path, output: Option<&Path>) -> ExitCode {
+    match vigil::detect::replay::run(settings.detect.params(), input, output) {
+        Ok(summary) => {
+            eprintln!(
+                "vigil: scored {} readings, {} anomaly events (threshold {})",
+                summary.rows, summary.events, settings.detect.threshold
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigil: {}: {e}", input.display());
             ExitCode::FAILURE
         }
     }

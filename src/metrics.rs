@@ -91,6 +91,22 @@ pub struct Metrics {
     pub retention_last_run_seconds: prometheus::Gauge,
     /// Retention passes that failed.
     pub retention_errors: IntCounter,
+    /// Anomaly events raised, by detector.
+    pub anomalies: IntCounterVec,
+    /// Readings scored by the detector.
+    pub detect_points_scored: IntCounter,
+    /// Live-feed messages the detector missed: broadcast lag or its own queue full.
+    pub detect_lagged: IntCounter,
+    /// Reading batches waiting for the detector.
+    pub detect_queue_depth: IntGauge,
+    /// Age of the batch being scored (from its arrival on the feed), in seconds.
+    pub detect_lag_seconds: prometheus::Gauge,
+    /// Series the detector holds state for.
+    pub detect_series: IntGauge,
+    /// Model fits completed off the scoring thread.
+    pub detect_model_fits: IntCounter,
+    /// Anomaly events that could not be stored (queue full or shutdown).
+    pub detect_events_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -296,6 +312,49 @@ impl Metrics {
                 "Retention passes that failed",
             )
             .expect("valid metric"),
+            anomalies: IntCounterVec::new(
+                Opts::new(
+                    "vigil_anomalies_total",
+                    "Anomaly events raised, by detector",
+                ),
+                &["detector"],
+            )
+            .expect("valid metric"),
+            detect_points_scored: IntCounter::new(
+                "vigil_detect_points_scored_total",
+                "Readings scored by the anomaly detector",
+            )
+            .expect("valid metric"),
+            detect_lagged: IntCounter::new(
+                "vigil_detect_lagged_total",
+                "Live-feed messages the detector missed (broadcast lag or its queue full)",
+            )
+            .expect("valid metric"),
+            detect_queue_depth: IntGauge::new(
+                "vigil_detect_queue_depth",
+                "Reading batches waiting for the anomaly detector",
+            )
+            .expect("valid metric"),
+            detect_lag_seconds: prometheus::Gauge::new(
+                "vigil_detect_lag_seconds",
+                "Age of the batch being scored, from its arrival on the live feed",
+            )
+            .expect("valid metric"),
+            detect_series: IntGauge::new(
+                "vigil_detect_series",
+                "Series the anomaly detector holds state for",
+            )
+            .expect("valid metric"),
+            detect_model_fits: IntCounter::new(
+                "vigil_detect_model_fits_total",
+                "Per-series model fits completed off the scoring thread",
+            )
+            .expect("valid metric"),
+            detect_events_dropped: IntCounter::new(
+                "vigil_detect_events_dropped_total",
+                "Anomaly events that could not be stored",
+            )
+            .expect("valid metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -336,6 +395,14 @@ impl Metrics {
             Box::new(m.retention_deleted.clone()),
             Box::new(m.retention_last_run_seconds.clone()),
             Box::new(m.retention_errors.clone()),
+            Box::new(m.anomalies.clone()),
+            Box::new(m.detect_points_scored.clone()),
+            Box::new(m.detect_lagged.clone()),
+            Box::new(m.detect_queue_depth.clone()),
+            Box::new(m.detect_lag_seconds.clone()),
+            Box::new(m.detect_series.clone()),
+            Box::new(m.detect_model_fits.clone()),
+            Box::new(m.detect_events_dropped.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -364,6 +431,9 @@ impl Metrics {
         }
         for table in crate::store::retention::Table::ALL {
             m.retention_deleted.with_label_values(&[table.name()]);
+        }
+        for detector in crate::detect::Detector::ALL {
+            m.anomalies.with_label_values(&[detector.label()]);
         }
         m
     }

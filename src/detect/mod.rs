@@ -1,10 +1,32 @@
 //! Anomaly detection: per-series streaming detectors fed by the live feed.
+//!
+//! - [`series`]: one series' detector, pure and synchronous (baseline, level shift,
+//!   stuck sensor, learned model, combination and episodes), built on [`window`],
+//!   [`learned`] and [`finding`].
+//! - [`config`]: the `[detect]` settings and their per-series resolution.
+//! - [`replay`]: `vigil detect`, the same detector over a CSV file.
+//! - [`task`], [`store`]: the live detector task and the `anomalies` table.
+
+pub mod config;
+pub mod finding;
+pub mod learned;
+pub mod replay;
+pub mod series;
+pub mod store;
+pub mod task;
+#[cfg(test)]
+mod tests;
+pub mod window;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use config::DetectConfig;
+pub use finding::{Detector, Finding};
+pub use series::{Params, Score, SeriesDetector};
+
 /// One anomaly event: a reading that a detector found out of character for its series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Anomaly {
     pub device_id: String,
     pub metric: String,

@@ -2,6 +2,7 @@
 
 mod cors;
 mod devices;
+pub mod anomalies;
 mod error;
 pub mod export;
 mod ingest;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stream", get(sse::stream))
         .route("/api/v1/readings", get(readings::readings))
         .route("/api/v1/export", get(export::export))
+        .route("/api/v1/anomalies", get(anomalies::list))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

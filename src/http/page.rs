@@ -113,7 +113,10 @@ mod tests {
         if let Some(tag) = inm {
             req = req.header(header::IF_NONE_MATCH, tag);
         }
-        app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        app()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
     }
 
     fn header_of(r: &Response, name: header::HeaderName) -> String {
@@ -168,8 +171,16 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_files_and_escapes_are_404() {
-        for uri in ["/static/nope.js", "/static/../Cargo.toml", "/static/%2e%2e/Cargo.toml"] {
-            assert_eq!(fetch(uri, None).await.status(), StatusCode::NOT_FOUND, "{uri}");
+        for uri in [
+            "/static/nope.js",
+            "/static/../Cargo.toml",
+            "/static/%2e%2e/Cargo.toml",
+        ] {
+            assert_eq!(
+                fetch(uri, None).await.status(),
+                StatusCode::NOT_FOUND,
+                "{uri}"
+            );
         }
     }
 }

@@ -22,6 +22,7 @@ export const DEVICES = Number(env('E2E_DEVICES'));
 export const BASE = `http://${ADDR}`;
 /** The default wait: long enough for a loaded 2-core machine; no test relies on speed. */
 export const LONG = 60_000;
+export const INGEST_TOKEN = 'e2e';
 
 mkdirSync(OUT, { recursive: true });
 const vigilLog = createWriteStream(join(OUT, 'vigil.log'), { flags: 'a' });
@@ -71,7 +72,11 @@ export class Vigil {
 
   async start() {
     vigilLog.write(`\n=== e2e: starting vigil at ${new Date().toISOString()}\n`);
-    const proc = spawn(VIGIL_BIN, ['serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(VIGIL_BIN, ['serve'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // HTTP ingest on, so a test can post a reading of its own (an outlier).
+      env: { ...process.env, VIGIL_HTTP__INGEST_TOKEN: INGEST_TOKEN },
+    });
     proc.stdout.pipe(vigilLog, { end: false });
     proc.stderr.pipe(vigilLog, { end: false });
     proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));

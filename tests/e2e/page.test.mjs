@@ -8,7 +8,7 @@
 
 import { join } from 'node:path';
 import {
-  ADDR, BASE, DEVICES, LONG, OUT, Vigil, check, getJson, launchChromium, main, results, until,
+  ADDR, BASE, DEVICES, INGEST_TOKEN, LONG, OUT, Vigil, check, getJson, launchChromium, main, results, until,
 } from './harness.mjs';
 
 const vigil = new Vigil();
@@ -112,6 +112,31 @@ async function run() {
     await until('the "not available" note', async () => (await page.textContent(`${chart} .chart-note`)).includes('not available'));
     check(true, 'the page says history is not available');
     results.skipped.push('history drawing (/api/v1/readings is not served by this vigil)');
+  }
+
+  // --- anomaly markers: an outlier posted into the series is flagged by the detector and
+  // marked on the chart and in the list.
+  const anomaliesServed = (await getJson(`/api/v1/anomalies?device=${device.device_id}`)).status !== 404;
+  if (anomaliesServed && wsServed) {
+    // The detector scores a series only after its warm-up: wait for enough readings.
+    await until('the series to have 60 stored readings', async () =>
+      Number(await page.getAttribute(chart, 'data-points')) >= 60,
+    120_000);
+    const last = Number(await page.getAttribute(chart, 'data-last'));
+    const outlier = last + 1000;
+    const res = await fetch(`${BASE}/api/v1/ingest`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify([{ device_id: device.device_id, metric: metrics[0], ts: new Date().toISOString(), value: outlier }]),
+    });
+    check(res.ok, `posted an outlier ${outlier} into ${device.device_id}/${metrics[0]} (HTTP ${res.status})`);
+    await until('an anomaly marker on the chart', async () =>
+      Number(await page.getAttribute(chart, 'data-anomalies')) >= 1,
+    );
+    const items = await page.$$eval('#anomaly-list li', (lis) => lis.map((li) => li.textContent));
+    check(items.some((t) => t.includes(metrics[0])), `the anomaly is listed: ${items[0]}`);
+  } else {
+    results.skipped.push('anomaly markers (no /api/v1/anomalies or no live feed in this vigil)');
   }
   await page.screenshot({ path: join(OUT, 'device.png') });
 

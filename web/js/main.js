@@ -143,6 +143,11 @@ async function pollAlerts() {
 async function start() {
   wireFilters();
   window.addEventListener('hashchange', route);
+  // Sizes changed: the list's visible range and the map's canvas must be recomputed.
+  window.addEventListener('resize', () => {
+    list.render(true);
+    map.render(true);
+  });
   const listedAt = Date.now();
   try {
     fleet.load(await api.allDevices());

@@ -31,6 +31,13 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
     (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
 
+mkdir -p "$OUT"
+rm -f "$OUT"/*.png "$OUT"/*.log
+log "unit tests of the page's modules"
+node --test tests/e2e/modules.test.mjs >"$OUT/modules.log" 2>&1 \
+    || { cat "$OUT/modules.log" >&2; die "page module tests failed"; }
+grep -E '^# (pass|fail) ' "$OUT/modules.log" >&2
+
 case "$PROFILE" in
     debug) cargo build --bins --quiet ;;
     release) cargo build --release --bins --quiet ;;
@@ -38,8 +45,6 @@ case "$PROFILE" in
 esac
 BIN=$REPO/target/$PROFILE
 
-mkdir -p "$OUT"
-rm -f "$OUT"/*.png "$OUT"/*.log
 # Under /tmp: the `postgres` user must be able to enter the directory.
 DIR=$(mktemp -d /tmp/vigil-e2e.XXXXXX)
 chmod 755 "$DIR"

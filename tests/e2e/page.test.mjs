@@ -56,6 +56,13 @@ async function run() {
   });
   check(true, `searching "${target}" shows only matching devices`);
   await page.fill('#search', '');
+  // The status filter: the simulated fleet is all online.
+  await page.selectOption('#status-filter', 'offline');
+  await until('the offline filter to empty the list', async () => (await page.$$('.device-row:not([hidden])')).length === 0);
+  await page.selectOption('#status-filter', 'online');
+  await until('the online filter to show the fleet', async () => (await page.$$('.device-row:not([hidden])')).length >= Math.min(DEVICES, 20));
+  check(true, 'filtering by status shows online devices and no offline ones');
+  await page.selectOption('#status-filter', '');
 
   if (wsServed) {
     await page.waitForSelector('#conn[data-state="live"]', { timeout: LONG });

@@ -30,6 +30,8 @@ export class MetricChart {
     this.el.className = 'chart';
     this.el.dataset.metric = metric;
     this.el.dataset.mode = 'live';
+    // Reachable from the element, for the end-to-end test and the browser console.
+    this.el.vigilChart = this;
     this.el.innerHTML =
       '<div class="chart-head"><b class="metric"></b><span class="value"></span>' +
       '<span class="mode"></span><span class="chart-note"></span></div><div class="plot"></div>';

@@ -13,34 +13,48 @@ use super::write;
 /// Rows per query (and per hold of the registry's lock).
 const PAGE: i64 = 5_000;
 
-const DEVICES: &str = "SELECT device_id, first_seen, last_seen, meta, status, status_changed_at \
+/// One page of the `devices` table after the id `$1`, `$2` rows.
+pub const DEVICES: &str =
+    "SELECT device_id, first_seen, last_seen, meta, status, status_changed_at \
      FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2";
 
-/// The next `$3` series after (`$1`, `$2`) with the newest reading of each. A loose index
-/// scan on the primary key (device_id, metric, ts): each step jumps to the next series and
-/// reads one row of it, so the cost follows the number of series, not of readings (a
-/// `DISTINCT ON` would read the whole table).
-const LATEST: &str = "WITH RECURSIVE series(device_id, metric, n) AS ( \
-       (SELECT device_id, metric, 1 FROM readings \
-         WHERE (device_id, metric) > ($1::text, $2::text) \
-         ORDER BY device_id, metric LIMIT 1) \
-       UNION ALL \
-       SELECT nxt.device_id, nxt.metric, s.n + 1 FROM series s \
-       CROSS JOIN LATERAL (SELECT r.device_id, r.metric FROM readings r \
-         WHERE (r.device_id, r.metric) > (s.device_id, s.metric) \
-         ORDER BY r.device_id, r.metric LIMIT 1) nxt \
-       WHERE s.n < $3 \
-     ) \
-     SELECT s.device_id, s.metric, l.ts, l.value FROM series s \
-     CROSS JOIN LATERAL (SELECT ts, value FROM readings r \
-       WHERE r.device_id = s.device_id AND r.metric = s.metric \
-       ORDER BY ts DESC LIMIT 1) l \
-     ORDER BY s.device_id, s.metric";
+/// The newest reading of up to `$3` series, walking the primary key (device_id, metric,
+/// ts) backwards from (`$1`, `$2`): the first row a backward scan meets below a series is
+/// the newest reading of the series before it, so each step is one index probe and the
+/// cost follows the number of series, not of readings (a `DISTINCT ON` would read the
+/// whole table).
+macro_rules! latest_before {
+    ($bound:literal, $limit:literal) => {
+        concat!(
+            "WITH RECURSIVE latest(device_id, metric, ts, value, n) AS ( \
+               (SELECT device_id, metric, ts, value, 1 FROM readings ",
+            $bound,
+            " ORDER BY device_id DESC, metric DESC, ts DESC LIMIT 1) \
+               UNION ALL \
+               SELECT r.device_id, r.metric, r.ts, r.value, l.n + 1 FROM latest l \
+               CROSS JOIN LATERAL (SELECT device_id, metric, ts, value FROM readings \
+                 WHERE (device_id, metric) < (l.device_id, l.metric) \
+                 ORDER BY device_id DESC, metric DESC, ts DESC LIMIT 1) r \
+               WHERE l.n < ",
+            $limit,
+            ") SELECT device_id, metric, ts, value FROM latest"
+        )
+    };
+}
+
+/// The first page: from the end of the table. `$1`: series wanted.
+pub const LATEST_FIRST: &str = latest_before!("", "$1");
+
+/// The next pages: below the series (`$1`, `$2`). `$3`: series wanted.
+pub const LATEST_NEXT: &str =
+    latest_before!("WHERE (device_id, metric) < ($1::text, $2::text)", "$3");
 
 /// What one load found.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Loaded {
+    /// Rows of the `devices` table.
     pub devices: usize,
+    /// Series whose newest reading was loaded.
     pub series: usize,
 }
 
@@ -97,17 +111,19 @@ pub async fn load(
             break;
         }
     }
-    let (mut device, mut metric) = (String::new(), String::new());
+    let mut cursor: Option<(String, String)> = None;
     while loaded.series < max_series {
         let want = PAGE.min((max_series - loaded.series) as i64);
-        let rows: Vec<(String, String, DateTime<Utc>, f64)> = sqlx::query_as(LATEST)
-            .bind(&device)
-            .bind(&metric)
-            .bind(want)
-            .fetch_all(pool)
-            .await?;
+        let query = match &cursor {
+            None => sqlx::query_as(LATEST_FIRST).bind(want),
+            Some((device, metric)) => sqlx::query_as(LATEST_NEXT)
+                .bind(device)
+                .bind(metric)
+                .bind(want),
+        };
+        let rows: Vec<(String, String, DateTime<Utc>, f64)> = query.fetch_all(pool).await?;
         let Some(last) = rows.last() else { break };
-        (device, metric) = (last.0.clone(), last.1.clone());
+        cursor = Some((last.0.clone(), last.1.clone()));
         let full = rows.len() as i64 == want;
         loaded.series += rows.len();
         let mut f = write(fleet);

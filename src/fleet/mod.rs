@@ -3,8 +3,11 @@
 //!
 //! [`registry::Fleet`] is the pure core (time passed in). [`track`] is its async shell:
 //! it loads the stored registry at start-up while following the live feed, and sweeps
-//! for devices gone silent, announcing each change of status on the feed as a
-//! `DeviceUpdate::Status` so live clients learn it like a Last Will.
+//! (at least once a second) for status changes nobody announced — a device gone silent,
+//! a device heard from again after silence or an `offline` — publishing each on the feed
+//! as a `DeviceUpdate::Status`, so live clients learn it as they learn a Last Will. At
+//! most [`ANNOUNCE_PER_SWEEP`] per sweep, so a mass outage cannot flood the feed. These
+//! messages are not stored: silence is derived from time, again, after a restart.
 
 pub mod config;
 pub mod load;
@@ -27,6 +30,9 @@ use crate::ingest::reading::DeviceUpdate;
 use crate::live::{LiveEvent, LiveFeed, LiveMessage, LiveReceiver};
 use crate::metrics::Metrics;
 
+/// Status messages published per sweep at most (a sweep runs at least once a second).
+const ANNOUNCE_PER_SWEEP: usize = 256;
+
 /// The shared registry: read by the API, written by [`track`].
 pub struct Registry {
     fleet: RwLock<Fleet>,
@@ -35,6 +41,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry, not loaded yet.
     pub fn new(cfg: &ApiConfig) -> Registry {
         Registry {
             fleet: RwLock::new(Fleet::new(cfg.offline_after)),
@@ -60,13 +67,17 @@ fn write(fleet: &RwLock<Fleet>) -> RwLockWriteGuard<'_, Fleet> {
 
 /// What [`track`] needs.
 pub struct Tracker {
+    /// The registry to fill and keep current.
     pub registry: Arc<Registry>,
     /// Subscribed before the writers start, so nothing committed is missed.
     pub feed: LiveReceiver,
     /// To announce the status changes the registry decides.
     pub live: LiveFeed,
+    /// For the start-up load.
     pub pool: PgPool,
+    /// Device gauges and the lag counter.
     pub metrics: Metrics,
+    /// `api.offline_after`, which sets how often the registry sweeps.
     pub offline_after: Duration,
     /// At most this many latest values are loaded (the ingest series cap).
     pub max_series: usize,
@@ -137,30 +148,29 @@ async fn follow(
             _ = stop.cancelled() => return,
             event = feed.recv() => match event {
                 Some(LiveEvent::Readings(batch)) => {
-                    let back = write(&registry.fleet).apply_readings(&batch, Utc::now());
-                    announce(live, back);
+                    write(&registry.fleet).apply_readings(&batch, Utc::now());
                 }
                 Some(LiveEvent::Device(update)) => {
+                    // The registry's own announcements come back here too; applying them
+                    // changes no status (offline for a silent device, online for one just
+                    // heard from).
                     write(&registry.fleet).apply_update(&update, Utc::now());
                 }
                 Some(LiveEvent::Anomaly(_)) => {}
                 Some(LiveEvent::Lagged(n)) => {
-                    // Only latest values can be stale now; the next reading of each
-                    // series fixes them. Statuses are recomputed from time anyway.
+                    // Skipped readings leave latest values stale until the next reading of
+                    // each series; a skipped Last Will leaves the status to the silence
+                    // timeout. Nothing else depends on seeing every message.
                     metrics.fleet_lagged.inc_by(n);
                     tracing::warn!(skipped = n, "device registry fell behind the live feed");
                 }
                 None => return,
             },
             _ = tick.tick() => {
-                let now = Utc::now();
-                let mut fleet = write(&registry.fleet);
-                let gone = fleet.sweep(now);
-                let (known, online) = fleet.counts(now);
-                drop(fleet);
-                metrics.devices_known.set(known as i64);
-                metrics.devices_online.set(online as i64);
-                announce(live, gone);
+                let swept = write(&registry.fleet).sweep(Utc::now(), ANNOUNCE_PER_SWEEP);
+                metrics.devices_known.set(swept.known as i64);
+                metrics.devices_online.set(swept.online as i64);
+                announce(live, swept.changed);
             }
         }
     }
@@ -174,5 +184,55 @@ fn announce(live: &LiveFeed, transitions: Vec<Transition>) {
             device_id: t.device_id,
             online: t.status == Status::Online,
         })));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::reading::Reading;
+
+    fn batch(device: &str) -> Vec<Reading> {
+        vec![Reading {
+            device_id: device.into(),
+            metric: "m".into(),
+            ts: Utc::now(),
+            value: 1.0,
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_lagging_registry_counts_what_it_skipped_and_goes_on() {
+        let metrics = Metrics::new();
+        let live = LiveFeed::new(2, metrics.clone());
+        let registry = Registry::new(&ApiConfig::default());
+        let feed = live.subscribe();
+        for device in ["a", "b", "c", "d"] {
+            live.publish(batch(device));
+        }
+        let stop = CancellationToken::new();
+        let follower = follow(
+            &registry,
+            feed,
+            &live,
+            &metrics,
+            Duration::from_secs(1),
+            &stop,
+        );
+        let check = async {
+            while registry.read().get("d", Utc::now()).is_none() {
+                tokio::task::yield_now().await;
+            }
+            stop.cancel();
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(follower, check)
+        })
+        .await
+        .expect("the registry catches up");
+        assert_eq!(metrics.fleet_lagged.get(), 2);
+        let fleet = registry.read();
+        assert!(fleet.get("a", Utc::now()).is_none(), "skipped");
+        assert!(fleet.get("c", Utc::now()).is_some());
     }
 }

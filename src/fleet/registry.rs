@@ -16,6 +16,17 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::view::{Device, DeviceList, Filter, Latest, Status};
 use crate::ingest::reading::{DeviceUpdate, Reading};
 
+/// What one [`Fleet::sweep`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Status changes to announce now.
+    pub changed: Vec<Transition>,
+    /// Devices known.
+    pub known: usize,
+    /// Of those, online.
+    pub online: usize,
+}
+
 /// One device's row of the `devices` table, as loaded at start-up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDevice {
@@ -77,9 +88,10 @@ impl Entry {
         }
     }
 
-    fn status(&self, now: DateTime<Utc>, offline_after: TimeDelta) -> Status {
+    /// The status given `cutoff`: whoever was last heard before it is silent too long.
+    fn status(&self, cutoff: DateTime<Utc>) -> Status {
         match self.heard_at {
-            Some(h) if self.offline_at.is_none() && now - h <= offline_after => Status::Online,
+            Some(h) if self.offline_at.is_none() && h >= cutoff => Status::Online,
             _ => Status::Offline,
         }
     }
@@ -114,6 +126,13 @@ impl Fleet {
         }
     }
 
+    /// Devices last heard before this are offline at `now` (computed once per pass: the
+    /// status check is then a plain comparison).
+    fn cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.checked_sub_signed(self.offline_after)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
     fn entry(&mut self, device_id: &str, now: DateTime<Utc>) -> &mut Entry {
         // Looked up by &str first so the common case allocates nothing.
         if !self.devices.contains_key(device_id) {
@@ -124,29 +143,23 @@ impl Fleet {
             .expect("inserted just above when missing")
     }
 
-    /// Committed readings that arrived at `now`; returns the devices they brought online
-    /// (new ones included: a device is offline until first heard from).
-    pub fn apply_readings(&mut self, readings: &[Reading], now: DateTime<Utc>) -> Vec<Transition> {
-        let mut back = Vec::new();
-        let after = self.offline_after;
+    /// Committed readings that arrived at `now`.
+    pub fn apply_readings(&mut self, readings: &[Reading], now: DateTime<Utc>) {
         for r in readings {
+            let new = !self.devices.contains_key(&r.device_id);
             let e = self.entry(&r.device_id, now);
+            if new {
+                // Its readings introduce it; a status message would only repeat them.
+                e.announced = Status::Online;
+            }
             e.observe(&r.metric, r.ts, r.value);
             e.heard(now);
-            if e.announced == Status::Offline && e.status(now, after) == Status::Online {
-                e.announced = Status::Online;
-                back.push(Transition {
-                    device_id: r.device_id.clone(),
-                    status: Status::Online,
-                });
-            }
         }
-        back
     }
 
     /// A stored metadata or status update that arrived at `now`.
     pub fn apply_update(&mut self, update: &DeviceUpdate, now: DateTime<Utc>) {
-        let after = self.offline_after;
+        let cutoff = self.cutoff(now);
         match update {
             DeviceUpdate::Meta { device_id, meta } => {
                 self.entry(device_id, now).meta = Some(Arc::new(meta.clone()));
@@ -159,14 +172,14 @@ impl Fleet {
                     e.went_offline(now);
                 }
                 // The status message itself tells live clients.
-                e.announced = e.status(now, after);
+                e.announced = e.status(cutoff);
             }
         }
     }
 
     /// Merges a stored device (start-up load); what the live feed said wins when newer.
     pub fn merge_stored(&mut self, d: StoredDevice, now: DateTime<Utc>) {
-        let after = self.offline_after;
+        let cutoff = self.cutoff(now);
         let known = self.devices.contains_key(&d.device_id);
         let e = self.entry(&d.device_id, d.first_seen);
         e.first_seen = e.first_seen.min(d.first_seen);
@@ -184,7 +197,7 @@ impl Fleet {
             e.meta = d.meta.map(Arc::new);
         }
         if !known {
-            e.announced = e.status(now, after);
+            e.announced = e.status(cutoff);
         }
     }
 
@@ -194,37 +207,42 @@ impl Fleet {
         e.observe(metric, latest.ts, latest.value);
     }
 
-    /// Devices that went silent since the last sweep, now announced offline.
-    pub fn sweep(&mut self, now: DateTime<Utc>) -> Vec<Transition> {
-        let after = self.offline_after;
-        let mut gone = Vec::new();
+    /// Status changes live clients have not been told yet, at most `max` of them (the
+    /// rest come with the next sweeps): devices gone silent, and devices heard from again
+    /// after silence or an `offline` (or known until then by their metadata only). Changes
+    /// told by a status message are never repeated here. One pass also counts devices.
+    ///
+    /// Announcing from here only, and a bounded number at a time, keeps a mass outage or
+    /// a mass return from flooding the live feed (whose consumers would lag).
+    pub fn sweep(&mut self, now: DateTime<Utc>, max: usize) -> Sweep {
+        let cutoff = self.cutoff(now);
+        let mut out = Sweep {
+            changed: Vec::new(),
+            known: self.devices.len(),
+            online: 0,
+        };
         for (id, e) in &mut self.devices {
-            if e.announced == Status::Online && e.status(now, after) == Status::Offline {
-                e.announced = Status::Offline;
-                gone.push(Transition {
+            let status = e.status(cutoff);
+            if status == Status::Online {
+                out.online += 1;
+            }
+            if status != e.announced && out.changed.len() < max {
+                e.announced = status;
+                out.changed.push(Transition {
                     device_id: id.clone(),
-                    status: Status::Offline,
+                    status,
                 });
             }
         }
-        gone
+        out
     }
 
-    /// Devices known, and how many of them are online at `now`.
-    pub fn counts(&self, now: DateTime<Utc>) -> (usize, usize) {
-        let after = self.offline_after;
-        let online = self
-            .devices
-            .values()
-            .filter(|e| e.status(now, after) == Status::Online)
-            .count();
-        (self.devices.len(), online)
-    }
-
+    /// Devices known.
     pub fn len(&self) -> usize {
         self.devices.len()
     }
 
+    /// Whether no device is known.
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
     }
@@ -245,7 +263,7 @@ impl Fleet {
             limit: filter.limit,
             offset: filter.offset,
         };
-        let after = self.offline_after;
+        let cutoff = self.cutoff(now);
         let unfiltered = filter.status.is_none() && filter.q.as_deref().unwrap_or("").is_empty();
         if unfiltered {
             let devices = self
@@ -260,7 +278,7 @@ impl Fleet {
         let mut total = 0;
         let mut devices = Vec::new();
         for (id, e) in &self.devices {
-            if !filter.matches_id(id) || filter.status.is_some_and(|s| s != e.status(now, after)) {
+            if !filter.matches_id(id) || filter.status.is_some_and(|s| s != e.status(cutoff)) {
                 continue;
             }
             if total >= filter.offset && devices.len() < filter.limit {
@@ -274,7 +292,7 @@ impl Fleet {
     fn view(&self, id: &str, e: &Entry, now: DateTime<Utc>) -> Device {
         Device {
             device_id: id.to_owned(),
-            status: e.status(now, self.offline_after),
+            status: e.status(self.cutoff(now)),
             last_seen: e.last_seen,
             first_seen: e.first_seen,
             meta: e.meta.clone(),

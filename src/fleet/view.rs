@@ -23,6 +23,7 @@ pub enum Status {
 pub struct Latest {
     /// When the reading was taken (RFC 3339, UTC).
     pub ts: DateTime<Utc>,
+    /// The value as stored.
     pub value: f64,
 }
 
@@ -37,7 +38,9 @@ pub struct Latest {
     "latest": {"temperature": {"ts": "2026-11-23T10:00:00.123Z", "value": 21.5}}
 }))]
 pub struct Device {
+    /// The device id, `[A-Za-z0-9._:-]{1,128}`.
     pub device_id: String,
+    /// Online or offline at the time of the answer.
     pub status: Status,
     /// Time of its newest reading; null while it has sent none.
     pub last_seen: Option<DateTime<Utc>>,
@@ -54,10 +57,13 @@ pub struct Device {
 /// One page of devices, sorted by `device_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DeviceList {
+    /// At most `limit` devices, from the `offset`-th match on.
     pub devices: Vec<Device>,
     /// Devices matching the filters, on all pages.
     pub total: usize,
+    /// The page size used.
     pub limit: usize,
+    /// The matches skipped.
     pub offset: usize,
 }
 

@@ -23,6 +23,7 @@ pub struct DevicesQuery {
     /// Only devices with this status.
     status: Option<Status>,
     /// Page size: 1 to `api.max_page_size` (10000 by default); default `api.page_size` (100).
+    #[param(minimum = 1)]
     limit: Option<usize>,
     /// Matching devices to skip, in id order (default 0).
     offset: Option<usize>,
@@ -32,6 +33,7 @@ pub struct DevicesQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/devices",
+    operation_id = "list_devices",
     tag = "devices",
     params(DevicesQuery),
     responses(
@@ -44,7 +46,12 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DevicesQuery>,
 ) -> Result<Json<DeviceList>, AppError> {
-    let limit = params::limit(query.limit, state.api.page_size, state.api.max_page_size)?;
+    let limit = params::bounded(
+        "limit",
+        query.limit,
+        state.api.page_size,
+        state.api.max_page_size,
+    )?;
     if query.q.as_ref().is_some_and(|q| q.len() > 1024) {
         return Err(bad("q", "is longer than 1024 bytes"));
     }
@@ -63,6 +70,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/devices/{device}",
+    operation_id = "get_device",
     tag = "devices",
     params(("device" = String, Path, description = "Device id, `[A-Za-z0-9._:-]{1,128}`")),
     responses(

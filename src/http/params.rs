@@ -3,6 +3,8 @@
 //!
 //! Convention: an unknown parameter is a 400 (declare the struct with
 //! `#[serde(deny_unknown_fields)]`), so a typo such as `limt=10` is never silently ignored.
+//! `ApiQuery` cannot take a repeated parameter (`filter=a&filter=b`): read those from
+//! `axum::extract::RawQuery` with `url::form_urlencoded::parse`, and answer with [`bad`].
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -42,11 +44,35 @@ where
                 let detail = text
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
-                AppError::Client(
-                    StatusCode::BAD_REQUEST,
-                    format!("bad query parameter: {detail}"),
-                )
+                AppError::Client(StatusCode::BAD_REQUEST, reword(detail))
             })
+    }
+}
+
+/// serde's wording (`limit: invalid digit`, ``unknown field `x` ``) as vigil's.
+fn reword(detail: &str) -> String {
+    // serde_path_to_error puts the parameter in front: "limit: invalid digit ...".
+    let (name, problem) = match detail.split_once(": ") {
+        Some((name, problem)) if !name.is_empty() && !name.contains(' ') => (Some(name), problem),
+        _ => (None, detail),
+    };
+    let quoted = |prefix: &str| {
+        let rest = problem.strip_prefix(prefix)?;
+        let (name, tail) = rest.split_once('`')?;
+        Some((
+            name.to_owned(),
+            tail.trim_start_matches(',').trim().to_owned(),
+        ))
+    };
+    if let Some((name, expected)) = quoted("unknown field `") {
+        return format!("unknown query parameter `{name}`; {expected}");
+    }
+    if let Some((name, _)) = quoted("duplicate field `") {
+        return format!("query parameter `{name}` is given more than once");
+    }
+    match name {
+        Some(name) => format!("query parameter `{name}`: {problem}"),
+        None => format!("bad query string: {detail}"),
     }
 }
 
@@ -96,12 +122,18 @@ pub fn check_id(s: &str) -> Result<(), String> {
     }
 }
 
-/// A page size: `default` when absent, 1..=`max` otherwise.
-pub fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, AppError> {
+/// A count parameter such as `limit` or `max_points`: `default` when absent, else
+/// 1..=`max`.
+pub fn bounded(
+    name: &str,
+    given: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, AppError> {
     match given {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(bad("limit", format!("{n} is not between 1 and {max}"))),
+        Some(n) => Err(bad(name, format!("{n} is not between 1 and {max}"))),
     }
 }
 
@@ -153,19 +185,27 @@ mod tests {
         assert!(e.contains("limit"), "{e}");
         let e = parse("device=a/b").await.expect_err("bad id");
         assert!(e.contains("device") && e.contains("not an id"), "{e}");
+        assert_eq!(
+            parse("limit=ten").await.expect_err("bad limit"),
+            "query parameter `limit`: invalid digit found in string"
+        );
         let e = parse("limt=3").await.expect_err("unknown");
-        assert!(e.contains("limt"), "{e}");
+        assert!(
+            e.starts_with("unknown query parameter `limt`; expected one of"),
+            "{e}"
+        );
         let e = parse("limit=1&limit=2").await.expect_err("twice");
-        assert!(e.contains("limit"), "{e}");
+        assert_eq!(e, "query parameter `limit` is given more than once");
         assert!(parse("").await.is_ok());
     }
 
     #[test]
     fn limits_are_bounded() {
-        assert_eq!(limit(None, 100, 1000).ok(), Some(100));
-        assert_eq!(limit(Some(1000), 100, 1000).ok(), Some(1000));
-        assert!(limit(Some(0), 100, 1000).is_err());
-        let AppError::Client(_, m) = limit(Some(1001), 100, 1000).expect_err("too big") else {
+        assert_eq!(bounded("limit", None, 100, 1000).ok(), Some(100));
+        assert_eq!(bounded("limit", Some(1000), 100, 1000).ok(), Some(1000));
+        assert!(bounded("limit", Some(0), 100, 1000).is_err());
+        let too_big = bounded("limit", Some(1001), 100, 1000);
+        let AppError::Client(_, m) = too_big.expect_err("too big") else {
             panic!("a client error")
         };
         assert!(m.contains("`limit`"), "{m}");

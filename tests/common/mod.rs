@@ -16,6 +16,7 @@
 
 // Each test file uses part of the harness.
 #![allow(dead_code)]
+#![allow(unused_imports)]
 
 mod mosquitto;
 mod postgres;

@@ -22,6 +22,7 @@ mod mosquitto;
 mod postgres;
 mod proc;
 pub mod vigil;
+pub mod ws;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};

@@ -39,8 +39,8 @@ node --test tests/e2e/modules.test.mjs >"$OUT/modules.log" 2>&1 \
 grep -E '^# (pass|fail) ' "$OUT/modules.log" >&2
 
 case "$PROFILE" in
-    debug) cargo build --bins --quiet ;;
-    release) cargo build --release --bins --quiet ;;
+    debug) cargo build --bin vigil --bin vigil-sim --quiet ;;
+    release) cargo build --release --bin vigil --bin vigil-sim --quiet ;;
     *) die "E2E_PROFILE must be debug or release (got $PROFILE)" ;;
 esac
 BIN=$REPO/target/$PROFILE

@@ -140,6 +140,34 @@ async function pollAlerts() {
   setTimeout(pollAlerts, ALERTS_POLL_MS);
 }
 
+/**
+ * The first listing. vigil answers 503 until its registry is loaded (just after a start),
+ * and may be unreachable for a moment: both are retried with back-off, saying so.
+ */
+async function loadFleet() {
+  const note = $('fleet-error');
+  for (let wait = 500; ; wait = Math.min(wait * 2, 10_000)) {
+    try {
+      fleet.load(await api.allDevices());
+      note.hidden = true;
+      return;
+    } catch (e) {
+      note.hidden = false;
+      if (e instanceof api.ApiError && e.missing) {
+        note.textContent =
+          'The devices list is not available in this vigil; devices appear as their readings arrive.';
+        return;
+      }
+      if (e instanceof api.ApiError && e.status < 500) {
+        note.textContent = `Could not load the devices: ${e.message}`;
+        return;
+      }
+      note.textContent = `Waiting for vigil to list the devices (${e.message}); retrying…`;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 async function start() {
   wireFilters();
   window.addEventListener('hashchange', route);
@@ -149,16 +177,7 @@ async function start() {
     map.render(true);
   });
   const listedAt = Date.now();
-  try {
-    fleet.load(await api.allDevices());
-  } catch (e) {
-    const note = $('fleet-error');
-    note.hidden = false;
-    note.textContent =
-      e instanceof api.ApiError && e.missing
-        ? 'The devices list is not available in this vigil; devices appear as their readings arrive.'
-        : `Could not load the devices: ${e.message}`;
-  }
+  await loadFleet();
   route();
   repaint();
   // When the fleet first stood on screen, for the scale test (the target is 1 s at 1,000).

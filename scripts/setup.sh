@@ -67,14 +67,42 @@ else
     missing+=(mosquitto-clients)
 fi
 
+# The page's end-to-end test drives Debian's Chromium (no browser download: the network may
+# be closed) through playwright-core, installed from tests/e2e/package-lock.json below.
+if [ -x /usr/bin/chromium ]; then
+    step "chromium: present"
+else
+    step "chromium: missing"
+    missing+=(chromium)
+fi
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    step "node: present ($(node --version))"
+else
+    step "node and npm: missing"
+    missing+=(nodejs npm)
+fi
+
 # runuser (util-linux) runs PostgreSQL as `postgres` when we are root; it is essential on
 # Debian, so only check it.
 if [ "$(id -u)" -eq 0 ] && ! have_cmd runuser; then
     missing+=(util-linux)
 fi
 
+# Node dependencies of the page test, exactly as locked; only when not installed yet.
+e2e_deps() {
+    local e2e
+    e2e=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e" && pwd)
+    if [ -d "$e2e/node_modules/playwright-core" ]; then
+        step "tests/e2e node modules: present"
+    else
+        step "npm ci (tests/e2e)"
+        (cd "$e2e" && npm ci --no-audit --no-fund --silent)
+    fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
-    step "nothing to install"
+    e2e_deps
+    step "nothing else to install"
     exit 0
 fi
 
@@ -88,5 +116,6 @@ if [ -z "$(pg_bindir)" ]; then
     echo "setup.sh: PostgreSQL server binaries still missing under /usr/lib/postgresql" >&2
     exit 1
 fi
+e2e_deps
 mosquitto_version=$( (/usr/sbin/mosquitto -h 2>/dev/null || true) | head -n 1)
 step "done: PostgreSQL at $(pg_bindir), ${mosquitto_version:-mosquitto}"

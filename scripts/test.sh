@@ -12,3 +12,5 @@ echo "==> cargo clippy" >&2
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test" >&2
 cargo test --all-targets
+echo "==> end-to-end: the page in headless Chromium" >&2
+scripts/e2e.sh

@@ -7,6 +7,7 @@ mod error;
 pub mod export;
 mod ingest;
 pub mod openapi;
+mod page;
 pub mod params;
 mod probes;
 pub mod readings;
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/", get(page::index))
+        .route("/static/{*path}", get(page::asset))
         .route("/api/v1/readings", get(readings::readings))
         .route("/api/v1/export", get(export::export))
         .route("/api/v1/devices", get(devices::list))

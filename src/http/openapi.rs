@@ -33,11 +33,9 @@ pub struct ErrorBody {
         super::devices::get_one,
         openapi_json,
         super::sse::stream,
-        // ---- Paths documented by the other parts of the API: add one line each. ----
         super::readings::readings,
         super::export::export,
-        // /api/v1/anomalies (detection)
-        // -------------------------------------------------------------------------------
+        super::anomalies::list,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -47,6 +45,7 @@ pub struct ErrorBody {
         (name = "devices", description = "The fleet: status, metadata, latest values"),
         (name = "stream", description = "Live readings, device updates and anomalies"),
         (name = "history", description = "Downsampled history and streamed export"),
+        (name = "anomalies", description = "Anomaly events raised by the detector"),
     )
 )]
 pub struct ApiDoc;

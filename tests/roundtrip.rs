@@ -236,8 +236,8 @@ async fn every_format_round_trips_over_mqtt_and_http() {
     while seen < stored {
         match tokio::time::timeout(Duration::from_secs(5), live.recv()).await {
             Ok(Some(LiveEvent::Readings(b))) => seen += b.len() as i64,
-            // Device metadata and status published by the test travel on the same feed.
-            Ok(Some(LiveEvent::Device(_))) => {}
+            // Device updates and anomaly events travel on the same feed.
+            Ok(Some(LiveEvent::Device(_) | LiveEvent::Anomaly(_))) => {}
             other => panic!("live feed ended early after {seen} of {stored}: {other:?}"),
         }
     }

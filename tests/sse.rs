@@ -61,6 +61,7 @@ async fn sse_streams_backfill_live_readings_and_device_events() {
     let pg = Postgres::start().await;
     let broker = Mosquitto::start();
     let mut s = settings(&pg.url(), &broker.url(), "vigil-sse");
+    s.detect.enabled = false;
     s.stream.ping_interval = Duration::from_millis(200);
     s.stream.max_connections = 1;
     let app = vigil::app::start(s).await.expect("vigil starts");

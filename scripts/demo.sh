@@ -3,7 +3,7 @@
 # small simulated fleet publishing to it. Ctrl-C stops everything (data stays in the
 # demo directory for the next run).
 #
-#   scripts/demo.sh                 # 20 devices x 3 metrics at 60 readings/s
+#   scripts/demo.sh                 # 20 devices x 3 metrics at 60 readings/s, rare anomalies
 #   DEVICES=100 RATE=500 scripts/demo.sh
 set -euo pipefail
 
@@ -14,6 +14,8 @@ ADDR=${VIGIL_HTTP_ADDR:-127.0.0.1:8080}
 DEVICES=${DEVICES:-20}
 METRICS=${METRICS:-3}
 RATE=${RATE:-60}
+# Chance per reading that the simulator starts an anomaly (labelled in target/demo/labels.jsonl).
+ANOMALY_RATE=${ANOMALY_RATE:-0.0005}
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -51,6 +53,8 @@ cat >&2 <<MSG
 
   vigil is running with a simulated fleet of $DEVICES devices x $METRICS metrics at $RATE readings/s.
 
+    live page:  http://$ADDR/
+    API:        http://$ADDR/api/openapi.json   (devices, history, export, anomalies, stream)
     metrics:    http://$ADDR/metrics
     readiness:  http://$ADDR/readyz
     database:   psql "$VIGIL_DATABASE_URL" -c 'SELECT * FROM readings ORDER BY ts DESC LIMIT 10'
@@ -59,6 +63,7 @@ cat >&2 <<MSG
   Ctrl-C stops everything.
 
 MSG
-target/release/vigil-sim --url "$VIGIL_MQTT_URL" --devices "$DEVICES" --metrics "$METRICS" --rate "$RATE" &
+target/release/vigil-sim --url "$VIGIL_MQTT_URL" --devices "$DEVICES" --metrics "$METRICS" --rate "$RATE" \
+    --anomaly-rate "$ANOMALY_RATE" --labels "$DIR/labels.jsonl" &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -20,6 +20,8 @@ mod baselines;
 mod latency;
 mod publish;
 mod scenarios;
+// Shared with `vigil-bench-fanout`, which uses other parts of it.
+#[allow(dead_code)]
 mod service;
 mod throughput;
 

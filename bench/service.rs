@@ -14,6 +14,16 @@ pub struct Vigil {
 
 impl Vigil {
     pub fn start(database_url: &str, mqtt_url: &str, client_id: &str) -> anyhow::Result<Vigil> {
+        Vigil::start_with_env(database_url, mqtt_url, client_id, &[])
+    }
+
+    /// Like [`Vigil::start`], with extra `VIGIL_...` settings.
+    pub fn start_with_env(
+        database_url: &str,
+        mqtt_url: &str,
+        client_id: &str,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<Vigil> {
         let exe = std::env::current_exe()?.with_file_name("vigil");
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -26,6 +36,7 @@ impl Vigil {
             .env("VIGIL_HTTP_ADDR", &addr)
             .env("VIGIL_MQTT__CLIENT_ID", client_id)
             .env("VIGIL_LOG__LEVEL", "warn")
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
@@ -119,6 +130,32 @@ impl Vigil {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0.0);
         (ticks / 100.0, hwm_kb / 1024.0)
+    }
+
+    /// Waits until the sample `name` reaches `value`.
+    pub async fn wait_metric(&self, name: &str, value: f64, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.metric(name).await.unwrap_or(-1.0);
+            if v >= value {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{name} is {v}, expected {value}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub fn stop(mut self) {

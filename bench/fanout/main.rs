@@ -19,6 +19,10 @@
 mod clients;
 mod load;
 mod process;
+// The process handle shared with `vigil-bench`; this benchmark uses part of it.
+#[allow(dead_code)]
+#[path = "../service.rs"]
+mod service;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +30,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use process::Vigil;
+use service::Vigil;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -90,7 +94,7 @@ async fn ingest(
     let started = Instant::now();
     let stamp = rate.is_some();
     load::publish(port, args.publishers, n, rate, prefix, series, stamp).await?;
-    let done = vigil.wait_stored(before + n as f64, RUN_LIMIT).await?;
+    let done = process::wait_stored(vigil, before + n as f64, RUN_LIMIT).await?;
     Ok(n as f64 / done.duration_since(started).as_secs_f64())
 }
 
@@ -105,11 +109,14 @@ async fn main() -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    let vigil = Vigil::start(
+    let max_clients = args.idle_clients + args.clients + 10;
+    let vigil = Vigil::start_with_env(
         &args.database_url,
         &args.mqtt_url,
-        args.idle_clients + args.clients + 10,
+        "vigil-bench-fanout",
+        &[("VIGIL_STREAM__MAX_CONNECTIONS", max_clients.to_string())],
     )?;
+    let addr: std::net::SocketAddr = vigil.addr.parse()?;
     vigil.wait_ready().await?;
     let rss_start = vigil.rss_kib();
     let n = (args.rate * args.seconds as f64) as u64;
@@ -123,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
         "==> 2. the same with {} clients × {SERIES_PER_CLIENT} series",
         args.clients
     );
-    let ws = clients::connect_many(vigil.addr, args.clients, 100, |i| {
+    let ws = clients::connect_many(addr, args.clients, 100, |i| {
         (0..SERIES_PER_CLIENT)
             .map(|k| format!("fo-{i}/m{k}"))
             .collect()
@@ -176,11 +183,11 @@ async fn main() -> anyhow::Result<()> {
         args.idle_clients
     );
     let rss_before_idle = vigil.rss_kib();
-    let idle_ws = clients::connect_many(vigil.addr, args.idle_clients, 200, |i| {
+    let idle_ws = clients::connect_many(addr, args.idle_clients, 200, |i| {
         vec![format!("idle-{i}/m0")]
     })
     .await?;
-    let stalled = clients::connect(vigil.addr, &["#".to_owned()], true).await?;
+    let stalled = clients::connect(addr, &["#".to_owned()], true).await?;
     vigil
         .wait_metric(ws_gauge, (args.idle_clients + 1) as f64, RUN_LIMIT)
         .await?;

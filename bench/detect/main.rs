@@ -8,6 +8,7 @@
 //! scoring with none. Prints markdown for BENCHMARKS.md.
 
 mod cost;
+mod nab;
 mod quality;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ struct Args {
     /// Timed readings per series, in each of the two cost phases.
     #[arg(long, default_value_t = 1_200)]
     rounds: usize,
+    /// A checkout of the Numenta Anomaly Benchmark: also score its real-world series.
+    #[arg(long)]
+    nab: Option<PathBuf>,
     #[arg(long)]
     skip_cost: bool,
     #[arg(long)]
@@ -68,6 +72,9 @@ fn main() -> anyhow::Result<()> {
             format!("vigil-sim offline output, {} directories", args.dir.len())
         };
         print_quality(&source, &report);
+    }
+    if let Some(root) = &args.nab {
+        print_nab(&nab::run(root)?);
     }
     if !args.skip_cost {
         let r = cost::run(args.series, args.warm, args.rounds);
@@ -109,6 +116,37 @@ fn print_quality(source: &str, r: &quality::Report) {
     } else {
         println!("\nNo clean series in the input: false alarms per series-day not measured.\n");
     }
+}
+
+fn print_nab(r: &nab::NabReport) {
+    println!(
+        "Real-world series (NAB: {} files, {} readings; default settings and threshold; a window is detected when an event falls in it):\n",
+        r.total.files, r.total.readings
+    );
+    println!("| category | files | windows | detected | false alarms | precision | recall | F1 | median delay (readings) | NAB score (standard) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (name, g) in r.categories.iter().chain([(&"all".to_owned(), &r.total)]) {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.3} | {:.3} | **{:.3}** | {} | {:.1} |",
+            g.files,
+            g.windows,
+            g.detected,
+            g.false_alarms,
+            g.precision(),
+            g.recall(),
+            g.f1(),
+            g.median_delay()
+                .map_or_else(|| "–".to_owned(), |d| d.to_string()),
+            g.normalised()
+        );
+    }
+    let by: Vec<String> = r
+        .total
+        .by_detector
+        .iter()
+        .map(|(k, (inside, outside))| format!("{k} {inside} in windows / {outside} outside"))
+        .collect();
+    println!("\nEvents by detector: {}.\n", by.join(", "));
 }
 
 fn print_cost(r: &cost::CostReport) {

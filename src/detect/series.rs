@@ -30,6 +30,7 @@
 //! in a series that varied; while stuck, the baseline and the model are frozen so that
 //! recovery is judged against the series as it was.
 
+use super::calibrate::Calibrator;
 use super::finding::Finding;
 use super::learned::{Learned, Model, TrainingSet};
 use super::window::RollingWindow;
@@ -131,8 +132,16 @@ pub struct SeriesDetector {
     /// The previous reading was part of a stuck run.
     stuck: bool,
     learned: Learned,
+    /// Each component's surprise history: spike, isolation, level shift, pattern.
+    calibration: [Calibrator; 4],
     episode: Option<Episode>,
 }
+
+/// Indexes of [`SeriesDetector::calibration`].
+const SPIKE: usize = 0;
+const ISOLATION: usize = 1;
+const SHIFT: usize = 2;
+const PATTERN: usize = 3;
 
 /// Maps a surprise to [0, 1]: 0 → 0, 1 → 0.5, 2 → 0.94, ∞ → 1; NaN → 0.
 pub fn squash(u: f64) -> f64 {
@@ -163,6 +172,7 @@ impl SeriesDetector {
             abs_step: 0.0,
             long_sigma: 0.0,
             learned: Learned::default(),
+            calibration: Default::default(),
             episode: None,
         }
     }
@@ -202,6 +212,8 @@ impl SeriesDetector {
         let stuck = stuck_u * self.params.sensitivity >= 1.0;
 
         let mut window_sigma = None;
+        // Each calibrated component's surprise and finding, judged after the fact.
+        let mut found: [Option<(f64, Finding)>; 4] = [None; 4];
         let mut best: (f64, Option<Finding>) = (0.0, None);
         let mut consider = |u: f64, f: Finding| {
             if u > best.0 {
@@ -217,14 +229,14 @@ impl SeriesDetector {
             // next ordinary excursion look extreme.
             let sigma = robust_sigma(mad, resolution, median).max(0.8 * self.long_sigma);
             let z = (value - median) / sigma;
-            consider(
+            found[SPIKE] = Some((
                 z.abs() / SPIKE_Z,
                 Finding::Spike {
                     value,
                     median,
                     mads: z * MAD_TO_SIGMA,
                 },
-            );
+            ));
             if self.steps.len() >= SHORT {
                 // Median |Δ| ≈ 0.954 σ for independent noise; within one level of a
                 // switching series it measures that level's noise.
@@ -234,7 +246,7 @@ impl SeriesDetector {
                 if step > 0.0 {
                     let d = self.window.nearest_distance(value, NEIGHBOURS);
                     let z = d / step;
-                    consider(
+                    found[ISOLATION] = Some((
                         z / ISOLATION_Z,
                         Finding::Isolated {
                             value,
@@ -245,7 +257,7 @@ impl SeriesDetector {
                             },
                             steps: z,
                         },
-                    );
+                    ));
                 }
             }
             if self.recent_len >= SHORT - 1 && self.levels.len() >= SHORT {
@@ -257,7 +269,7 @@ impl SeriesDetector {
                 // Both views must agree: against the readings' scale (calibrated for
                 // independent noise) and against the short medians' own wandering (which
                 // is wider in autocorrelated series, and noisier to estimate).
-                consider(
+                found[SHIFT] = Some((
                     (zs.abs() / SHIFT_Z).min(zr.abs() / SHIFT_RAW_Z),
                     Finding::Shift {
                         level,
@@ -265,7 +277,7 @@ impl SeriesDetector {
                         // In MADs of the readings, as a person would measure the shift.
                         mads: (level - median) / sigma * MAD_TO_SIGMA,
                     },
-                );
+                ));
             }
             if stuck_u > 0.0 {
                 consider(
@@ -282,8 +294,14 @@ impl SeriesDetector {
             self.learn(value, repeat, run, window_sigma);
             if !warming_up {
                 if let Some(ratio) = self.learned.distance_ratio() {
-                    consider(ratio / PATTERN_U, Finding::Pattern { ratio });
+                    found[PATTERN] = Some((ratio / PATTERN_U, Finding::Pattern { ratio }));
                 }
+            }
+        }
+        for (cal, found) in self.calibration.iter_mut().zip(found) {
+            if let Some((u, finding)) = found {
+                consider(cal.calibrated(u), finding);
+                cal.observe(u);
             }
         }
         self.run = run;

@@ -252,3 +252,37 @@ fn state_per_series_is_bounded() {
     assert!(d.trained());
     assert!(d.heap_bytes() < 20 * 1024, "{} bytes", d.heap_bytes());
 }
+
+#[test]
+fn a_bursty_series_learns_its_own_tail_and_still_flags_a_much_larger_burst() {
+    // Request-count-like: a base level with frequent heavy-tailed bursts (Pareto, index
+    // 1.5): jumps of many MADs are routine here.
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut values: Vec<f64> = (0..12_000)
+        .map(|_| 100.0 + 2.0 * gauss(&mut rng) + 4.0 / rng.random::<f64>().max(1e-9).powf(0.66))
+        .collect();
+    let fixed_bar_events = values
+        .iter()
+        .skip(1_000)
+        .filter(|v| **v > 100.0 + 6.0 * 4.0)
+        .count();
+    assert!(
+        fixed_bar_events > 100,
+        "the series is bursty: {fixed_bar_events}"
+    );
+    // One burst far beyond anything the series did.
+    let at = 11_000;
+    values[at] = 100_000.0;
+    let (events, _) = run(&values);
+    let after_learning = events.iter().filter(|(i, _)| *i >= 4_000).count();
+    // What remains is the rarest of its own bursts (each component is calibrated to about
+    // one in a thousand readings of the series' own history), not every routine one.
+    assert!(
+        after_learning <= 20 && after_learning * 20 <= fixed_bar_events,
+        "once its tail is learned, routine bursts stay quiet ({fixed_bar_events} beyond 6 σ): {events:?}"
+    );
+    assert!(
+        events.iter().any(|(i, _)| *i == at),
+        "the extraordinary burst is still flagged: {events:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Readings with injected anomalies, published over MQTT, become anomaly events: stored,
 //! broadcast, counted and served at /api/v1/anomalies; after a restart the detectors are
-//! rebuilt from the stored history (no second warm-up).
+//! rebuilt from the stored history (no second warm-up); a series returning after a long
+//! silence warms up again rather than being flagged for its return.
 
 mod common;
 
@@ -213,6 +214,35 @@ async fn injected_anomalies_become_events_stored_broadcast_and_served() {
         at(base_ms, restart_spike)
     );
     assert_eq!(newest["value"], 60.0);
+
+    // A series that was away for most of a day returns at another level: it warms up
+    // again instead of being flagged for it, and a spike once it is warm still is.
+    let away_ms = base_ms - 20 * 3_600_000;
+    publish(&p, "det-3", away_ms, 0..200, false).await;
+    let returned_spike = 60;
+    for i in 0..100 {
+        let v = if i == returned_spike {
+            45.0
+        } else {
+            value(i, false) + 7.0
+        };
+        let payload = json!({"ts": base_ms + i as i64 * STEP_MS, "value": v});
+        p.send("sensors/det-3/temp", payload.to_string()).await;
+    }
+    wait_anomalies(&db, "det-3", 1).await;
+    wait_for(
+        "the returned series scored",
+        Duration::from_secs(60),
+        || {
+            let base = base.clone();
+            async move { metric(&base, "vigil_detect_points_scored_total").await >= 306.0 }
+        },
+    )
+    .await;
+    let (_, body) = anomalies(&base, "device=det-3").await;
+    let events = body["anomalies"].as_array().expect("a list");
+    assert_eq!(events.len(), 1, "only the spike, not the return: {body}");
+    assert_eq!(events[0]["value"], 45.0, "{body}");
     app.shutdown();
     app.wait().await;
 }

@@ -21,7 +21,9 @@ pub struct DetectConfig {
     /// Score in [0, 1] at or above which a reading starts an episode (one anomaly event).
     /// 0.5 means "just anomalous" at sensitivity 1.
     pub threshold: f64,
-    /// Readings a new series is observed before it is scored (its score is 0 meanwhile).
+    /// Readings a new series is observed before it is scored (its score is 0 meanwhile);
+    /// a series returning after a silence longer than 64 of its usual intervals warms
+    /// up again, keeping what it learned over the long run.
     pub warmup: u32,
     /// Readings per series loaded from the database at start to rebuild the detectors'
     /// state (0: start fresh).

@@ -59,6 +59,9 @@ pub const RELEASE: u32 = 5;
 pub const RELEASE_FRACTION: f64 = 0.5;
 /// A gap longer than this many usual intervals restarts the shape features.
 const GAP_FACTOR: f64 = 10.0;
+/// A gap longer than the baseline window's span (in usual intervals) restarts the
+/// short-term context and the warm-up ([`SeriesDetector::score`] after a gap).
+const CONTEXT_GAP: f64 = WINDOW as f64;
 const MAD_TO_SIGMA: f64 = 1.4826;
 const SHORT: usize = 3;
 
@@ -115,6 +118,8 @@ pub struct SeriesDetector {
     recent: [f64; SHORT],
     recent_len: usize,
     seen: u64,
+    /// After a gap, readings before this count are not scored (a fresh warm-up).
+    rewarm_until: u64,
     last_ts: Option<i64>,
     /// Usual interval between readings (ms), an EWMA.
     interval: f64,
@@ -162,6 +167,7 @@ impl SeriesDetector {
             recent: [0.0; SHORT],
             recent_len: 0,
             seen: 0,
+            rewarm_until: 0,
             last_ts: None,
             interval: 0.0,
             prev: None,
@@ -183,20 +189,23 @@ impl SeriesDetector {
 
     /// Scores one reading taken at `ts_ms` (unix milliseconds) and learns from it.
     pub fn score(&mut self, ts_ms: i64, value: f64) -> Score {
-        let warming_up = self.seen < u64::from(self.params.warmup);
         if !value.is_finite() {
             // vigil never stores one; score it as nothing rather than poison the state.
             return Score {
                 score: 0.0,
                 raw: 0.0,
-                warming_up,
+                warming_up: self.warming_up(),
                 event: None,
             };
         }
-        if self.note_time(ts_ms) {
+        let silence = self.note_time(ts_ms);
+        if silence > CONTEXT_GAP {
+            self.restart_context();
+        } else if silence > GAP_FACTOR {
             self.learned.restart_shape();
             self.recent_len = 0;
         }
+        let warming_up = self.warming_up();
         let repeat = self.prev == Some(value);
         let run = if repeat {
             self.run.saturating_add(1)
@@ -358,26 +367,51 @@ impl SeriesDetector {
             + self.learned.heap_bytes()
     }
 
-    /// Updates the usual interval; true when the reading follows a gap.
-    fn note_time(&mut self, ts_ms: i64) -> bool {
+    /// Too few readings, since the start or since the last gap, to score this one.
+    fn warming_up(&self) -> bool {
+        self.seen < self.rewarm_until.max(u64::from(self.params.warmup))
+    }
+
+    /// After a gap (the device was away, or vigil was), the recent readings describe a
+    /// context that has passed: a daily cycle moved on, a machine was restarted. Judging
+    /// the first readings after it against them would flag nearly every series that
+    /// returns. The short-term state starts again and the series warms up anew; what it
+    /// learned over the long run (its scale, its surprise history, its model, how long
+    /// it usually repeats a value) is kept.
+    fn restart_context(&mut self) {
+        self.learned.restart_shape();
+        self.recent_len = 0;
+        self.window.clear();
+        self.levels.clear();
+        self.steps.clear();
+        self.prev = None;
+        self.run = 0;
+        self.stuck = false;
+        self.episode = None;
+        self.rewarm_until = self.seen + u64::from(self.params.warmup);
+    }
+
+    /// Updates the usual interval; returns the silence before this reading in usual
+    /// intervals (0 when there is nothing to compare).
+    fn note_time(&mut self, ts_ms: i64) -> f64 {
         let Some(last) = self.last_ts.replace(ts_ms) else {
-            return false;
+            return 0.0;
         };
         let dt = (ts_ms - last) as f64;
         if dt <= 0.0 {
             // Late or duplicate timestamps happen (parallel writers, replays): score them
             // in arrival order without learning an interval from them.
             self.last_ts = Some(last);
-            return false;
+            return 0.0;
         }
         if self.interval == 0.0 {
             self.interval = dt;
-            return false;
+            return 0.0;
         }
-        let gap = dt > GAP_FACTOR * self.interval;
+        let silence = dt / self.interval;
         // A gap must not teach that gaps are usual: clamp what the EWMA learns from it.
         self.interval += 0.05 * (dt.min(4.0 * self.interval) - self.interval);
-        gap
+        silence
     }
 
     /// How much more an autocorrelated series wanders than independent noise would, in

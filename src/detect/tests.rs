@@ -286,3 +286,26 @@ fn a_bursty_series_learns_its_own_tail_and_still_flags_a_much_larger_burst() {
         "the extraordinary burst is still flagged: {events:?}"
     );
 }
+
+#[test]
+fn after_a_long_gap_the_series_warms_up_again_instead_of_flagging_its_return() {
+    // A day cycle seen for a few hours, then the device (or vigil) is away for half a
+    // day and the series returns at another point of its cycle.
+    let mut values = noise(600, 21, 20.0, 0.2);
+    let mut times: Vec<i64> = (0..600).map(|i| i * STEP_MS).collect();
+    let back = 600 * STEP_MS + 12 * 3_600_000;
+    values.extend(noise(400, 22, 27.0, 0.2));
+    times.extend((0..400).map(|i| back + i * STEP_MS));
+    // A real spike well after the return is still flagged.
+    values[900] = 35.0;
+    let (events, _) = run_at(&times, &values);
+    assert_eq!(
+        events.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![900],
+        "{events:?}"
+    );
+    // Without the gap, the same jump is a level shift, flagged at once.
+    let steady: Vec<i64> = (0..1000).map(|i| i * STEP_MS).collect();
+    let (events, _) = run_at(&steady, &values);
+    assert!(matches!(events.first(), Some((600..=602, _))), "{events:?}");
+}

@@ -47,6 +47,13 @@ impl RollingWindow {
         self.sorted.insert(at, x);
     }
 
+    /// Forgets every value (keeps the allocation).
+    pub fn clear(&mut self) {
+        self.ring.clear();
+        self.sorted.clear();
+        self.head = 0;
+    }
+
     /// The median (0 when empty).
     pub fn median(&self) -> f64 {
         let s = &self.sorted;

@@ -1,14 +1,15 @@
 //! Anomaly detection: per-series streaming detectors fed by the live feed.
 //!
 //! - [`series`]: one series' detector, pure and synchronous (baseline, level shift,
-//!   stuck sensor, learned model, combination and episodes), built on [`window`],
-//!   [`learned`] and [`finding`].
+//!   stuck sensor, learned model, combination), built on [`window`], [`learned`],
+//!   [`finding`] and [`episode`] (one event per anomalous stretch).
 //! - [`config`]: the `[detect]` settings and their per-series resolution.
 //! - [`replay`]: `vigil detect`, the same detector over a CSV file.
 //! - [`task`], [`store`]: the live detector task and the `anomalies` table.
 
 pub mod calibrate;
 pub mod config;
+pub mod episode;
 pub mod finding;
 pub mod learned;
 pub mod replay;

@@ -20,10 +20,8 @@
 //! - learned: k-means distance of the recent shape ([`super::learned`]).
 //!
 //! Combination: `score = 1 − 2^(−(sensitivity·u)²)` for the most surprised component, so
-//! 0.5 means "just anomalous" and scores are always in [0, 1]. An event is raised when the
-//! score reaches the threshold and no episode is running; the episode then lasts until
-//! [`RELEASE`] readings in a row score below half the threshold, and its readings report at
-//! most half the threshold, so a level shift or a stuck sensor is one event, not hundreds.
+//! 0.5 means "just anomalous" and scores are always in [0, 1]; [`super::episode`] turns
+//! scores into events, one per anomalous stretch.
 //!
 //! Degenerate series do not spam: nothing is scored during warm-up; a series that never
 //! varied is judged against 1% of its level; runs of a repeated value only count as stuck
@@ -31,6 +29,7 @@
 //! recovery is judged against the series as it was.
 
 use super::calibrate::Calibrator;
+use super::episode::Episodes;
 use super::finding::Finding;
 use super::learned::{Learned, Model, TrainingSet};
 use super::window::RollingWindow;
@@ -53,10 +52,6 @@ pub const STUCK_MIN_RUN: u32 = 6;
 const STUCK_PROBABILITY: f64 = 1e-6;
 /// Usual k-means distances that make a shape anomalous.
 pub const PATTERN_U: f64 = 3.0;
-/// Quiet readings that end an episode ...
-pub const RELEASE: u32 = 5;
-/// ... quiet meaning a raw score below this fraction of the threshold.
-pub const RELEASE_FRACTION: f64 = 0.5;
 /// A gap longer than this many usual intervals restarts the shape features.
 const GAP_FACTOR: f64 = 10.0;
 /// A gap longer than the baseline window's span (in usual intervals) restarts the
@@ -99,12 +94,6 @@ pub struct Score {
     pub event: Option<Finding>,
 }
 
-/// An episode in progress: events are suppressed until it ends.
-#[derive(Debug, Clone, Copy)]
-struct Episode {
-    quiet: u32,
-}
-
 /// The state of one series (a few KiB, bounded: see [`SeriesDetector::heap_bytes`]).
 #[derive(Debug, Clone)]
 pub struct SeriesDetector {
@@ -139,7 +128,7 @@ pub struct SeriesDetector {
     learned: Learned,
     /// Each component's surprise history: spike, isolation, level shift, pattern.
     calibration: [Calibrator; 4],
-    episode: Option<Episode>,
+    episode: Episodes,
 }
 
 /// Indexes of [`SeriesDetector::calibration`].
@@ -179,7 +168,7 @@ impl SeriesDetector {
             long_sigma: 0.0,
             learned: Learned::default(),
             calibration: Default::default(),
-            episode: None,
+            episode: Episodes::default(),
         }
     }
 
@@ -387,7 +376,7 @@ impl SeriesDetector {
         self.prev = None;
         self.run = 0;
         self.stuck = false;
-        self.episode = None;
+        self.episode = Episodes::default();
         self.rewarm_until = self.seen + u64::from(self.params.warmup);
     }
 
@@ -482,25 +471,8 @@ impl SeriesDetector {
     }
 
     fn episode_step(&mut self, raw: f64, finding: Option<Finding>) -> Score {
-        let t = self.params.threshold;
-        let (score, event) = match &mut self.episode {
-            None if raw >= t => {
-                self.episode = Some(Episode { quiet: 0 });
-                (raw, finding)
-            }
-            None => (raw, None),
-            Some(ep) => {
-                ep.quiet = if raw < RELEASE_FRACTION * t {
-                    ep.quiet + 1
-                } else {
-                    0
-                };
-                if ep.quiet >= RELEASE {
-                    self.episode = None;
-                }
-                (raw.min(t) * 0.5, None)
-            }
-        };
+        let (score, started) = self.episode.step(raw, self.params.threshold);
+        let event = if started { finding } else { None };
         Score {
             score: if score.is_finite() {
                 score.clamp(0.0, 1.0)
@@ -515,7 +487,7 @@ impl SeriesDetector {
 
     /// Whether an episode is running (events suppressed).
     pub fn in_episode(&self) -> bool {
-        self.episode.is_some()
+        self.episode.running()
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`replay`]: `vigil detect`, the same detector over a CSV file.
 //! - [`task`], [`store`]: the live detector task and the `anomalies` table.
 
+pub mod baseline;
 pub mod calibrate;
 pub mod config;
 pub mod episode;

@@ -2,22 +2,14 @@
 //!
 //! Components, each turning its own evidence into a "surprise" `u` (1 = just anomalous
 //! at sensitivity 1):
-//! - baseline: the reading's distance from the median of the last [`WINDOW`] readings,
-//!   in robust standard deviations (1.4826 × MAD, floored by the series' resolution);
-//!   anomalous at [`SPIKE_Z`]. Median and MAD ignore the outliers they are meant to find,
-//!   and adapt to each series' scale, noise and slow drift.
-//! - isolation: the reading's distance to its 2nd-nearest recent reading, in typical
-//!   steps between consecutive readings (median |Δ|); anomalous at [`ISOLATION_Z`]. It
-//!   sees a spike in a series that switches between levels (a machine's load steps, a
-//!   duty cycle), where the median and MAD of the mixture are blind.
-//! - level shift: the median of the last 3 readings against the recent distribution of
-//!   that same statistic (its own rolling median and MAD, so autocorrelated series, whose
-//!   short medians wander more, are not mistaken for shifting), anomalous at
-//!   [`SHIFT_Z`]: two readings at a new level flag a shift too small to be a spike (early,
-//!   not after the window has filled with it).
+//! - spike, isolation and level shift against the recent readings ([`super::baseline`]);
 //! - stuck: a series that used to change repeats one value longer than its own history
 //!   of runs makes likely (probability below 10⁻⁶, at least [`STUCK_MIN_RUN`]).
 //! - learned: k-means distance of the recent shape ([`super::learned`]).
+//!
+//! Calibration: each component but stuck is also judged against the surprises it has
+//! produced on this series before ([`super::calibrate`]), so a bursty series is flagged
+//! for what is rare for it, not for what is routine.
 //!
 //! Combination: `score = 1 − 2^(−(sensitivity·u)²)` for the most surprised component, so
 //! 0.5 means "just anomalous" and scores are always in [0, 1]; [`super::episode`] turns
@@ -28,24 +20,12 @@
 //! in a series that varied; while stuck, the baseline and the model are frozen so that
 //! recovery is judged against the series as it was.
 
+use super::baseline::{Baseline, WINDOW};
 use super::calibrate::Calibrator;
 use super::episode::Episodes;
 use super::finding::Finding;
 use super::learned::{Learned, Model, TrainingSet};
-use super::window::RollingWindow;
 
-/// Readings in the baseline window.
-pub const WINDOW: usize = 64;
-/// Robust standard deviations that make one reading anomalous.
-pub const SPIKE_Z: f64 = 6.0;
-/// Typical steps from the 2nd-nearest recent reading that make one reading anomalous.
-pub const ISOLATION_Z: f64 = 10.0;
-/// Neighbours a reading needs nearby to be unremarkable.
-const NEIGHBOURS: usize = 2;
-/// Robust standard deviations of the 3-reading median that make a level anomalous ...
-pub const SHIFT_Z: f64 = 4.5;
-/// ... and robust standard deviations of the readings it must also be away.
-pub const SHIFT_RAW_Z: f64 = 4.5;
 /// A stuck run is never shorter than this.
 pub const STUCK_MIN_RUN: u32 = 6;
 /// How improbable a run must be, under the series' own repeat rate, to count as stuck.
@@ -57,8 +37,6 @@ const GAP_FACTOR: f64 = 10.0;
 /// A gap longer than the baseline window's span (in usual intervals) restarts the
 /// short-term context and the warm-up ([`SeriesDetector::score`] after a gap).
 const CONTEXT_GAP: f64 = WINDOW as f64;
-const MAD_TO_SIGMA: f64 = 1.4826;
-const SHORT: usize = 3;
 
 /// The settings one series is scored with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,14 +76,7 @@ pub struct Score {
 #[derive(Debug, Clone)]
 pub struct SeriesDetector {
     params: Params,
-    window: RollingWindow,
-    /// Recent absolute steps |Δ| between consecutive readings.
-    steps: RollingWindow,
-    /// Recent medians of 3 readings, for the level-shift detector's own scale.
-    levels: RollingWindow,
-    /// The last readings (ring), for the level-shift median.
-    recent: [f64; SHORT],
-    recent_len: usize,
+    baseline: Baseline,
     seen: u64,
     /// After a gap, readings before this count are not scored (a fresh warm-up).
     rewarm_until: u64,
@@ -119,10 +90,6 @@ pub struct SeriesDetector {
     repeat_rate: f64,
     /// Longest run seen while the series was not stuck.
     longest_run: u32,
-    /// Slow EWMA of the window's robust sigma.
-    long_sigma: f64,
-    /// Mean absolute step between readings (winsorised EWMA, so spikes barely move it).
-    abs_step: f64,
     /// The previous reading was part of a stuck run.
     stuck: bool,
     learned: Learned,
@@ -150,11 +117,7 @@ impl SeriesDetector {
     pub fn new(params: Params) -> SeriesDetector {
         SeriesDetector {
             params,
-            window: RollingWindow::new(WINDOW),
-            levels: RollingWindow::new(WINDOW),
-            steps: RollingWindow::new(WINDOW),
-            recent: [0.0; SHORT],
-            recent_len: 0,
+            baseline: Baseline::default(),
             seen: 0,
             rewarm_until: 0,
             last_ts: None,
@@ -164,8 +127,6 @@ impl SeriesDetector {
             repeat_rate: 0.0,
             longest_run: 0,
             stuck: false,
-            abs_step: 0.0,
-            long_sigma: 0.0,
             learned: Learned::default(),
             calibration: Default::default(),
             episode: Episodes::default(),
@@ -192,7 +153,7 @@ impl SeriesDetector {
             self.restart_context();
         } else if silence > GAP_FACTOR {
             self.learned.restart_shape();
-            self.recent_len = 0;
+            self.baseline.restart_levels();
         }
         let warming_up = self.warming_up();
         let repeat = self.prev == Some(value);
@@ -201,7 +162,7 @@ impl SeriesDetector {
         } else {
             0
         };
-        let resolution = self.window.resolution();
+        let resolution = self.baseline.resolution();
         let stuck_u = if resolution > 0.0 && run > 0 {
             f64::from(run) / self.stuck_run()
         } else {
@@ -209,7 +170,6 @@ impl SeriesDetector {
         };
         let stuck = stuck_u * self.params.sensitivity >= 1.0;
 
-        let mut window_sigma = None;
         // Each calibrated component's surprise and finding, judged after the fact.
         let mut found: [Option<(f64, Finding)>; 4] = [None; 4];
         let mut best: (f64, Option<Finding>) = (0.0, None);
@@ -218,78 +178,28 @@ impl SeriesDetector {
                 best = (u, Some(f));
             }
         };
-        if !warming_up && !self.window.is_empty() {
-            let median = self.window.median();
-            let mad = self.window.mad(median);
-            window_sigma = Some(MAD_TO_SIGMA * mad);
-            // A 64-reading window of an autocorrelated series is sometimes calmer than
-            // the series: a slow average of the scale keeps one calm hour from making the
-            // next ordinary excursion look extreme.
-            let sigma = robust_sigma(mad, resolution, median).max(0.8 * self.long_sigma);
-            let z = (value - median) / sigma;
-            found[SPIKE] = Some((
-                z.abs() / SPIKE_Z,
-                Finding::Spike {
+        let assessment = if warming_up {
+            None
+        } else {
+            self.baseline.assess(value, resolution)
+        };
+        if let Some(a) = &assessment {
+            found[SPIKE] = Some(a.spike);
+            found[ISOLATION] = a.isolation;
+            found[SHIFT] = a.shift;
+        }
+        if assessment.is_some() && stuck_u > 0.0 {
+            consider(
+                stuck_u,
+                Finding::Stuck {
                     value,
-                    median,
-                    mads: z * MAD_TO_SIGMA,
+                    run,
+                    usual: self.longest_run,
                 },
-            ));
-            if self.steps.len() >= SHORT {
-                // Median |Δ| ≈ 0.954 σ for independent noise; within one level of a
-                // switching series it measures that level's noise.
-                let step = (self.steps.median() / 0.954)
-                    .max(resolution)
-                    .max(1e-9 * median.abs());
-                if step > 0.0 {
-                    let d = self.window.nearest_distance(value, NEIGHBOURS);
-                    let z = d / step;
-                    found[ISOLATION] = Some((
-                        z / ISOLATION_Z,
-                        Finding::Isolated {
-                            value,
-                            nearest: if value >= median {
-                                value - d
-                            } else {
-                                value + d
-                            },
-                            steps: z,
-                        },
-                    ));
-                }
-            }
-            if self.recent_len >= SHORT - 1 && self.levels.len() >= SHORT {
-                let level = self.short_median(value);
-                let center = self.levels.median();
-                let spread = robust_sigma(self.levels.mad(center), resolution, center);
-                let zs = (level - center) / spread;
-                let zr = (level - median) / sigma / self.persistence(sigma);
-                // Both views must agree: against the readings' scale (calibrated for
-                // independent noise) and against the short medians' own wandering (which
-                // is wider in autocorrelated series, and noisier to estimate).
-                found[SHIFT] = Some((
-                    (zs.abs() / SHIFT_Z).min(zr.abs() / SHIFT_RAW_Z),
-                    Finding::Shift {
-                        level,
-                        median,
-                        // In MADs of the readings, as a person would measure the shift.
-                        mads: (level - median) / sigma * MAD_TO_SIGMA,
-                    },
-                ));
-            }
-            if stuck_u > 0.0 {
-                consider(
-                    stuck_u,
-                    Finding::Stuck {
-                        value,
-                        run,
-                        usual: self.longest_run,
-                    },
-                );
-            }
+            );
         }
         if !stuck {
-            self.learn(value, repeat, run, window_sigma);
+            self.learn(value, repeat, run, assessment.map(|a| a.window_sigma));
             if !warming_up {
                 if let Some(ratio) = self.learned.distance_ratio() {
                     found[PATTERN] = Some((ratio / PATTERN_U, Finding::Pattern { ratio }));
@@ -349,11 +259,7 @@ impl SeriesDetector {
 
     /// Bytes this series holds, itself included.
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.window.heap_bytes()
-            + self.levels.heap_bytes()
-            + self.steps.heap_bytes()
-            + self.learned.heap_bytes()
+        std::mem::size_of::<Self>() + self.baseline.heap_bytes() + self.learned.heap_bytes()
     }
 
     /// Too few readings, since the start or since the last gap, to score this one.
@@ -369,10 +275,7 @@ impl SeriesDetector {
     /// it usually repeats a value) is kept.
     fn restart_context(&mut self) {
         self.learned.restart_shape();
-        self.recent_len = 0;
-        self.window.clear();
-        self.levels.clear();
-        self.steps.clear();
+        self.baseline.restart();
         self.prev = None;
         self.run = 0;
         self.stuck = false;
@@ -403,18 +306,6 @@ impl SeriesDetector {
         silence
     }
 
-    /// How much more an autocorrelated series wanders than independent noise would, in
-    /// [1, 1.5]: from the mean absolute step against the spread (both ≈ 1.128 σ for
-    /// independent noise, the step smaller when readings follow each other). A series
-    /// that moves smoothly makes 3-reading excursions that are not shifts.
-    fn persistence(&self, sigma: f64) -> f64 {
-        if self.abs_step <= 0.0 {
-            return 1.0;
-        }
-        let r = self.abs_step / (1.128 * sigma);
-        (1.0 / r.max(1e-9).sqrt()).clamp(1.0, 2.0)
-    }
-
     /// Run length that counts as stuck for this series (before sensitivity).
     fn stuck_run(&self) -> f64 {
         let p = self.repeat_rate.clamp(1e-3, 0.999);
@@ -424,43 +315,12 @@ impl SeriesDetector {
             .max(f64::from(STUCK_MIN_RUN))
     }
 
-    fn short_median(&self, value: f64) -> f64 {
-        let i = self.recent_len;
-        let a = self.recent[(i + SHORT - 1) % SHORT];
-        let b = self.recent[(i + SHORT - 2) % SHORT];
-        a.max(b).min(value).max(a.min(b))
-    }
-
     /// Learns from a reading that is not part of a stuck run.
     /// `window_sigma`: the window's robust sigma before this reading, when scoring
     /// computed it (saves a second median and MAD).
     fn learn(&mut self, value: f64, repeat: bool, run: u32, window_sigma: Option<f64>) {
         // `self.run` is still the previous reading's run here.
-        if self.window.len() >= 16 {
-            let sigma = window_sigma.unwrap_or_else(|| {
-                let m = self.window.median();
-                MAD_TO_SIGMA * self.window.mad(m)
-            });
-            self.long_sigma += (sigma - self.long_sigma) / 512.0;
-        }
-        self.window.push(value);
-        if self.recent_len >= SHORT - 1 {
-            self.levels.push(self.short_median(value));
-        }
-        self.recent[self.recent_len % SHORT] = value;
-        self.recent_len += 1;
-        if self.recent_len >= 2 * SHORT {
-            self.recent_len -= SHORT; // keep the ring index small, same position mod SHORT
-        }
-        if let Some(prev) = self.prev {
-            let step = (value - prev).abs();
-            self.steps.push(step);
-            self.abs_step = if self.abs_step == 0.0 {
-                step
-            } else {
-                self.abs_step + (step.min(4.0 * self.abs_step) - self.abs_step) / 64.0
-            };
-        }
+        self.baseline.learn(value, self.prev, window_sigma);
         let r = if repeat { 1.0 } else { 0.0 };
         self.repeat_rate += (r - self.repeat_rate) / 64.0;
         if run == 0 && !self.stuck {
@@ -489,15 +349,4 @@ impl SeriesDetector {
     pub fn in_episode(&self) -> bool {
         self.episode.running()
     }
-}
-
-/// 1.4826 × MAD, but never below the series' resolution (a quantised series moving by
-/// one step is not an outlier) nor, for a window of one repeated value, below 1% of it.
-fn robust_sigma(mad: f64, resolution: f64, median: f64) -> f64 {
-    let floor = if resolution > 0.0 {
-        resolution
-    } else {
-        (0.01 * median.abs()).max(1e-9)
-    };
-    (MAD_TO_SIGMA * mad).max(floor).max(1e-12 * median.abs())
 }

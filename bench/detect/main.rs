@@ -129,13 +129,14 @@ fn print_nab(r: &nab::NabReport) {
         println!(
             "| {name} | {} | {} | {} | {} | {:.3} | {:.3} | **{:.3}** | {} | {:.1} |",
             g.files,
-            g.windows,
-            g.detected,
-            g.false_alarms,
-            g.precision(),
-            g.recall(),
-            g.f1(),
-            g.median_delay()
+            g.hits.labels,
+            g.hits.detected,
+            g.hits.false_alarms,
+            g.hits.precision(),
+            g.hits.recall(),
+            g.hits.f1(),
+            g.hits
+                .median_delay()
                 .map_or_else(|| "–".to_owned(), |d| d.to_string()),
             g.normalised()
         );

@@ -19,6 +19,8 @@ use vigil::detect::replay::parse_time;
 
 use vigil::detect::{Finding, Params, SeriesDetector};
 
+use crate::quality::KindStats;
+
 /// The standard profile's weights.
 const TP_WEIGHT: f64 = 1.0;
 const FP_WEIGHT: f64 = 0.11;
@@ -31,11 +33,9 @@ const PROBATION: f64 = 0.15;
 pub struct Group {
     pub files: usize,
     pub readings: usize,
-    pub windows: usize,
-    pub detected: usize,
-    pub false_alarms: usize,
-    /// Readings from a window's start to its first event, per detected window.
-    pub delays: Vec<usize>,
+    /// Windows (as labels), windows detected, false alarms, and the readings from each
+    /// detected window's start to its first event.
+    pub hits: KindStats,
     pub score: f64,
     pub null_score: f64,
     pub perfect_score: f64,
@@ -47,10 +47,10 @@ impl Group {
     fn add(&mut self, o: &Group) {
         self.files += o.files;
         self.readings += o.readings;
-        self.windows += o.windows;
-        self.detected += o.detected;
-        self.false_alarms += o.false_alarms;
-        self.delays.extend_from_slice(&o.delays);
+        self.hits.labels += o.hits.labels;
+        self.hits.detected += o.hits.detected;
+        self.hits.false_alarms += o.hits.false_alarms;
+        self.hits.delays.extend_from_slice(&o.hits.delays);
         self.score += o.score;
         self.null_score += o.null_score;
         self.perfect_score += o.perfect_score;
@@ -58,30 +58,6 @@ impl Group {
             let e = self.by_detector.entry(k).or_default();
             e.0 += a;
             e.1 += b;
-        }
-    }
-
-    pub fn precision(&self) -> f64 {
-        let flagged = self.detected + self.false_alarms;
-        if flagged == 0 {
-            return 1.0;
-        }
-        self.detected as f64 / flagged as f64
-    }
-
-    pub fn recall(&self) -> f64 {
-        if self.windows == 0 {
-            return 0.0;
-        }
-        self.detected as f64 / self.windows as f64
-    }
-
-    pub fn f1(&self) -> f64 {
-        let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 {
-            0.0
-        } else {
-            2.0 * p * r / (p + r)
         }
     }
 
@@ -93,13 +69,6 @@ impl Group {
         }
         100.0 * (self.score - self.null_score) / span
     }
-
-    /// Median detection delay as a share of the window's length.
-    pub fn median_delay(&self) -> Option<usize> {
-        let mut d = self.delays.clone();
-        d.sort_unstable();
-        d.get(d.len() / 2).copied()
-    }
 }
 
 /// Per category (`realKnownCause`, ...) and in total.
@@ -107,8 +76,6 @@ impl Group {
 pub struct NabReport {
     pub categories: BTreeMap<String, Group>,
     pub total: Group,
-    /// Per file: (category/name, windows, detected, false alarms), for reading misses.
-    pub files: Vec<(String, usize, usize, usize)>,
 }
 
 /// Scores every labelled file of the NAB checkout at `root`.
@@ -138,17 +105,11 @@ pub fn run(root: &Path) -> anyhow::Result<NabReport> {
         eprintln!(
             "{name}: {} readings, {}/{} windows, {} false alarms {:?}",
             points.len(),
-            group.detected,
-            group.windows,
-            group.false_alarms,
+            group.hits.detected,
+            group.hits.labels,
+            group.hits.false_alarms,
             group.by_detector
         );
-        report.files.push((
-            name.clone(),
-            group.windows,
-            group.detected,
-            group.false_alarms,
-        ));
         let category = name.split('/').next().unwrap_or(name).to_owned();
         report.categories.entry(category).or_default().add(&group);
         report.total.add(&group);
@@ -215,7 +176,7 @@ fn score_file(points: &[(i64, f64)], windows: &[(i64, i64)]) -> Group {
     };
     // A window counts when any of it lies after the probationary period.
     let scored: Vec<&(usize, usize)> = ranges.iter().filter(|(_, hi)| *hi >= probation).collect();
-    g.windows = scored.len();
+    g.hits.labels = scored.len();
     g.null_score = -FN_WEIGHT * scored.len() as f64;
     g.perfect_score = TP_WEIGHT * scored.len() as f64;
     let mut best: Vec<Option<f64>> = vec![None; ranges.len()];
@@ -236,7 +197,7 @@ fn score_file(points: &[(i64, f64)], windows: &[(i64, i64)]) -> Group {
             best[w] = Some(best[w].map_or(s, |b: f64| b.max(s)));
             first[w] = Some(first[w].map_or(i, |f| f.min(i)));
         } else {
-            g.false_alarms += 1;
+            g.hits.false_alarms += 1;
             // Weighted by the distance past the preceding window, if any.
             let prev = ranges.iter().rev().find(|(_, hi)| *hi < i);
             let s = match prev {
@@ -256,8 +217,8 @@ fn score_file(points: &[(i64, f64)], windows: &[(i64, i64)]) -> Group {
         }
         match best[w] {
             Some(s) => {
-                g.detected += 1;
-                g.delays.push(first[w].unwrap_or(*lo) - lo);
+                g.hits.detected += 1;
+                g.hits.delays.push(first[w].unwrap_or(*lo) - lo);
                 score += s;
             }
             None => score -= FN_WEIGHT,

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use clap::ValueEnum;
 use rand::rngs::SmallRng;
 use rand::Rng;
+use vigil::ingest::reading::RejectReason;
 
 use crate::encode::Message;
 use crate::fleet::Fleet;
@@ -35,18 +36,19 @@ pub enum BadKind {
 }
 
 impl BadKind {
-    /// vigil's rejection reason label (`vigil_rejections_total{reason=...}`, dead letters).
-    pub fn reason(self) -> &'static str {
+    /// The reason vigil gives when it refuses this kind; its label names the metric and
+    /// dead letters (`vigil_rejections_total{reason=...}`).
+    pub fn reason(self) -> RejectReason {
         match self {
-            Self::Malformed => "malformed",
-            Self::WrongType => "wrong_type",
-            Self::NonFinite => "non_finite",
-            Self::TimestampOutOfWindow => "timestamp_out_of_window",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnmappedTopic => "unmapped_topic",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::InvalidId => "invalid_id",
-            Self::UnsupportedValue => "unsupported_value",
+            Self::Malformed => RejectReason::Malformed,
+            Self::WrongType => RejectReason::WrongType,
+            Self::NonFinite => RejectReason::NonFinite,
+            Self::TimestampOutOfWindow => RejectReason::TimestampOutOfWindow,
+            Self::PayloadTooLarge => RejectReason::PayloadTooLarge,
+            Self::UnmappedTopic => RejectReason::UnmappedTopic,
+            Self::InvalidUtf8 => RejectReason::InvalidUtf8,
+            Self::InvalidId => RejectReason::InvalidId,
+            Self::UnsupportedValue => RejectReason::UnsupportedValue,
         }
     }
 }
@@ -110,7 +112,7 @@ impl BadInput {
         self.kinds
             .iter()
             .zip(&self.counts)
-            .map(|(k, c)| (k.reason(), *c))
+            .map(|(k, c)| (k.reason().label(), *c))
             .collect()
     }
 

@@ -19,6 +19,10 @@
 mod clients;
 mod load;
 mod process;
+// The publishing connections shared with `vigil-bench`; this benchmark uses part of them.
+#[allow(dead_code)]
+#[path = "../publish.rs"]
+mod publish;
 // The process handle shared with `vigil-bench`; this benchmark uses part of it.
 #[allow(dead_code)]
 #[path = "../service.rs"]

@@ -69,70 +69,24 @@ impl RollingWindow {
     /// Deviations left of `center` grow leftwards and those right of it grow rightwards,
     /// so the k-th smallest comes from merging two sorted runs from the middle: O(cap).
     pub fn mad(&self, center: f64) -> f64 {
-        let s = &self.sorted;
-        let n = s.len();
+        let n = self.sorted.len();
         if n == 0 {
             return 0.0;
         }
-        let split = s.partition_point(|v| *v < center);
-        let (mut left, mut right) = (split, split); // next: s[left-1], s[right]
-        let mut next = || -> f64 {
-            let l = (left > 0).then(|| center - s[left - 1]);
-            let r = (right < n).then(|| s[right] - center);
-            match (l, r) {
-                (Some(a), Some(b)) if a <= b => {
-                    left -= 1;
-                    a
-                }
-                (_, Some(b)) => {
-                    right += 1;
-                    b
-                }
-                (Some(a), None) => {
-                    left -= 1;
-                    a
-                }
-                (None, None) => 0.0,
-            }
-        };
-        let k = (n - 1) / 2;
-        let mut kth = 0.0;
-        for _ in 0..=k {
-            kth = next();
-        }
+        let mut out = Outward::new(&self.sorted, center);
+        let kth = out.nth((n - 1) / 2).unwrap_or(0.0);
         if n % 2 == 1 {
             kth
         } else {
-            0.5 * (kth + next())
+            0.5 * (kth + out.next().unwrap_or(0.0))
         }
     }
 
     /// Distance from `x` to its `k`-th nearest value in the window (∞ with fewer values).
     pub fn nearest_distance(&self, x: f64, k: usize) -> f64 {
-        let s = &self.sorted;
-        let at = s.partition_point(|v| *v < x);
-        let (mut left, mut right) = (at, at);
-        let mut d = f64::INFINITY;
-        for _ in 0..k {
-            let l = (left > 0).then(|| x - s[left - 1]);
-            let r = (right < s.len()).then(|| s[right] - x);
-            d = match (l, r) {
-                (Some(a), Some(b)) if a <= b => {
-                    left -= 1;
-                    a
-                }
-                (_, Some(b)) => {
-                    right += 1;
-                    b
-                }
-                (Some(a), None) => {
-                    left -= 1;
-                    a
-                }
-                (None, None) => return f64::INFINITY,
-            };
-        }
-        d
+        k.checked_sub(1)
+            .and_then(|k| Outward::new(&self.sorted, x).nth(k))
+            .unwrap_or(f64::INFINITY)
     }
 
     /// The smallest positive gap between two values in the window: the series' apparent
@@ -148,6 +102,52 @@ impl RollingWindow {
     /// Bytes held on the heap.
     pub fn heap_bytes(&self) -> usize {
         (self.ring.capacity() + self.sorted.capacity()) * std::mem::size_of::<f64>()
+    }
+}
+
+/// Distances from a point to the values of a sorted slice, nearest first: a merge of the
+/// values left of it (walking left) and right of it (walking right).
+struct Outward<'a> {
+    sorted: &'a [f64],
+    at: f64,
+    /// Next candidates: `sorted[left - 1]` and `sorted[right]`.
+    left: usize,
+    right: usize,
+}
+
+impl<'a> Outward<'a> {
+    fn new(sorted: &'a [f64], at: f64) -> Self {
+        let split = sorted.partition_point(|v| *v < at);
+        Outward {
+            sorted,
+            at,
+            left: split,
+            right: split,
+        }
+    }
+}
+
+impl Iterator for Outward<'_> {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        let l = (self.left > 0).then(|| self.at - self.sorted[self.left - 1]);
+        let r = (self.right < self.sorted.len()).then(|| self.sorted[self.right] - self.at);
+        match (l, r) {
+            (Some(a), Some(b)) if a <= b => {
+                self.left -= 1;
+                Some(a)
+            }
+            (_, Some(b)) => {
+                self.right += 1;
+                Some(b)
+            }
+            (Some(a), None) => {
+                self.left -= 1;
+                Some(a)
+            }
+            (None, None) => None,
+        }
     }
 }
 
